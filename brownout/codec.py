@@ -1,0 +1,238 @@
+"""Conversion between OTLP trace payloads (protobuf and JSON), Events and the flat JSON form.
+
+The events topic carries OTLP ``ExportTraceServiceRequest`` messages, wire-compatible with
+the OpenTelemetry Collector's Kafka exporter (``otlp_proto`` and ``otlp_json``), and also
+accepts the flat JSON form (one object, or several separated by newlines).
+
+>>> from brownout.model import Event, Key
+>>> ev = Event(Key("openai", "eastus", "gpt-4o"), start=100.0, duration=2.0, ttft=0.4)
+>>> [e.ttft for e in decode(encode_otlp_proto([ev]), CONTENT_OTLP_PROTO)]
+[0.4]
+>>> decode(b'{"start": 1, "duration": 1}', "application/json")[0].reason
+'missing_attribute'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+from brownout import semconv as sc
+from brownout.model import Event, InvalidEvent
+
+CONTENT_OTLP_PROTO = sc.CONTENT_OTLP_PROTO
+CONTENT_OTLP_JSON = sc.CONTENT_OTLP_JSON
+CONTENT_FLAT_JSON = sc.CONTENT_FLAT_JSON
+
+#: A decoded item: an Event, an InvalidEvent (bad span, to dead-letter), or None (skipped:
+#: a span that is not GenAI inference).
+Decoded = Event | InvalidEvent | None
+
+_SPAN_KIND_CLIENT = 3
+_NS = 1_000_000_000
+
+
+def sniff(payload: bytes) -> str:
+    """Guess the content type of a payload without headers: JSON starts with ``{``."""
+    head = payload[:1]
+    if head == b"{":
+        return CONTENT_OTLP_JSON if payload[:32].lstrip(b"{ \n\r\t").startswith(b'"resourceSpans"') \
+            else CONTENT_FLAT_JSON
+    return CONTENT_OTLP_PROTO
+
+
+def decode(payload: bytes, content_type: str | None = None) -> list[Decoded]:
+    """Decode one record's value into events; never raises.
+
+    A payload that cannot be parsed at all yields one ``InvalidEvent``.
+    """
+    ctype = content_type or sniff(payload)
+    try:
+        if ctype == CONTENT_OTLP_PROTO:
+            return decode_otlp_proto(payload)
+        if ctype == CONTENT_OTLP_JSON:
+            return decode_otlp_json(json.loads(payload))
+        if ctype == CONTENT_FLAT_JSON:
+            return [_flat_one(line) for line in payload.splitlines() if line.strip()]
+    except InvalidEvent as exc:
+        return [exc]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError) as exc:
+        return [InvalidEvent("malformed_json" if ctype != CONTENT_OTLP_PROTO else "malformed_protobuf",
+                             f"{type(exc).__name__}: {exc}"[:200])]
+    return [InvalidEvent("unknown_content_type", ctype)]
+
+
+def _flat_one(line: bytes | str) -> Decoded:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        return InvalidEvent("malformed_json", str(exc)[:200])
+    if isinstance(obj, dict) and "resourceSpans" in obj:
+        raise InvalidEvent("malformed_json", "OTLP JSON sent as flat JSON")
+    try:
+        return Event.from_flat(obj)
+    except InvalidEvent as exc:
+        return exc
+
+
+# --- OTLP protobuf ------------------------------------------------------------------------
+def _pb():
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    return trace_service_pb2
+
+
+def _any_value(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
+    return getattr(v, which)
+
+
+def _is_inference(attrs: dict[str, Any]) -> bool:
+    return (sc.GEN_AI_PROVIDER_NAME in attrs or "gen_ai.system" in attrs
+            or sc.GEN_AI_OPERATION_NAME in attrs)
+
+
+def decode_otlp_proto(payload: bytes) -> list[Decoded]:
+    """Decode an ``ExportTraceServiceRequest``; raises InvalidEvent if unparseable."""
+    from google.protobuf.message import DecodeError
+
+    req = _pb().ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(payload)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidEvent("malformed_protobuf", str(exc)[:200]) from None
+    out: list[Decoded] = []
+    for rs in req.resource_spans:
+        rattrs = {kv.key: _any_value(kv.value) for kv in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                attrs = dict(rattrs)
+                for kv in span.attributes:
+                    attrs[kv.key] = _any_value(kv.value)
+                out.append(_span_event(attrs, span.start_time_unix_nano, span.end_time_unix_nano))
+    if not out and payload:
+        # A non-empty payload that parsed into nothing is almost always not OTLP at all.
+        raise InvalidEvent("malformed_protobuf", "no spans in payload")
+    return out
+
+
+def _span_event(attrs: dict[str, Any], start_ns: int, end_ns: int) -> Decoded:
+    if not _is_inference(attrs):
+        return None
+    op = attrs.get(sc.GEN_AI_OPERATION_NAME)
+    if op is not None and op not in sc.INFERENCE_OPERATIONS:
+        return None
+    if not start_ns or end_ns < start_ns:
+        return InvalidEvent("bad_timestamp", f"start={start_ns} end={end_ns}")
+    try:
+        return Event.from_attributes(attrs, start_ns / _NS, (end_ns - start_ns) / _NS)
+    except InvalidEvent as exc:
+        return exc
+
+
+def _kv_list(attrs: dict[str, Any]) -> list:
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    out = []
+    for k, v in attrs.items():
+        av = common_pb2.AnyValue()
+        if isinstance(v, bool):
+            av.bool_value = v
+        elif isinstance(v, int):
+            av.int_value = v
+        elif isinstance(v, float):
+            av.double_value = v
+        elif isinstance(v, (list, tuple)):
+            av.array_value.values.extend(common_pb2.AnyValue(string_value=str(x)) for x in v)
+        else:
+            av.string_value = str(v)
+        out.append(common_pb2.KeyValue(key=k, value=av))
+    return out
+
+
+def span_attributes(ev: Event) -> dict[str, Any]:
+    """The span attributes of an event (the flat form minus ``start`` and ``duration``)."""
+    flat = ev.to_flat()
+    del flat["start"], flat["duration"]
+    return flat
+
+
+def encode_otlp_proto(events: Iterable[Event], service_name: str = "brownout-hooks") -> bytes:
+    """Encode events as one ``ExportTraceServiceRequest`` (one CLIENT span per event)."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    pb = _pb()
+    req = pb.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.extend(_kv_list({"service.name": service_name}))
+    ss = rs.scope_spans.add()
+    ss.scope.name = "brownout.hooks"
+    for ev in events:
+        span = ss.spans.add()
+        span.trace_id = os.urandom(16)
+        span.span_id = os.urandom(8)
+        span.name = f"{ev.operation} {ev.key.model}"
+        span.kind = trace_pb2.Span.SPAN_KIND_CLIENT
+        start_ns = int(ev.start * _NS)
+        span.start_time_unix_nano = start_ns
+        span.end_time_unix_nano = start_ns + int(ev.duration * _NS)
+        span.attributes.extend(_kv_list(span_attributes(ev)))
+        if ev.error_type:
+            span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
+    return req.SerializeToString()
+
+
+# --- OTLP JSON ----------------------------------------------------------------------------
+def _json_value(v: dict[str, Any]) -> Any:
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "intValue" in v:
+        return int(v["intValue"])
+    if "doubleValue" in v:
+        return float(v["doubleValue"])
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "arrayValue" in v:
+        return [_json_value(x) for x in v["arrayValue"].get("values", [])]
+    return None
+
+
+def decode_otlp_json(obj: Any) -> list[Decoded]:
+    """Decode OTLP JSON (``{"resourceSpans": [...]}``) already parsed into Python objects."""
+    if not isinstance(obj, dict) or "resourceSpans" not in obj:
+        raise InvalidEvent("malformed_json", "expected an object with resourceSpans")
+    out: list[Decoded] = []
+    for rs in obj["resourceSpans"]:
+        rattrs = {kv["key"]: _json_value(kv.get("value", {})) for kv in rs.get("resource", {}).get("attributes", [])}
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                attrs = dict(rattrs)
+                for kv in span.get("attributes", []):
+                    attrs[kv["key"]] = _json_value(kv.get("value", {}))
+                out.append(_span_event(attrs, int(span.get("startTimeUnixNano", 0)),
+                                       int(span.get("endTimeUnixNano", 0))))
+    return out
+
+
+def encode_otlp_json(events: Sequence[Event]) -> bytes:
+    """Encode events as OTLP JSON (the OTel Collector's ``otlp_json``)."""
+    from google.protobuf.json_format import MessageToDict
+
+    req = _pb().ExportTraceServiceRequest()
+    req.ParseFromString(encode_otlp_proto(events))
+    return json.dumps(MessageToDict(req)).encode()
+
+
+def encode_flat(events: Iterable[Event]) -> bytes:
+    """Encode events as flat JSON lines."""
+    return b"\n".join(json.dumps(e.to_flat(), separators=(",", ":")).encode() for e in events)
+
+
+__all__ = ["decode", "sniff", "decode_otlp_proto", "decode_otlp_json", "encode_otlp_proto",
+           "encode_otlp_json", "encode_flat", "span_attributes", "Decoded"]

@@ -1,0 +1,302 @@
+"""The few values every part of brownout passes around: Key, Event, Finding, Decision.
+
+Plain frozen dataclasses, standard library only, so the hooks can import them cheaply.
+
+>>> key = Key("openai", "eastus", "gpt-4o")
+>>> str(key)
+'openai/eastus/gpt-4o'
+>>> Key.parse("openai/eastus/gpt-4o") == key
+True
+>>> ev = Event.from_flat({"start": 10.0, "duration": 1.5, "gen_ai.provider.name": "openai",
+...     "cloud.region": "eastus", "gen_ai.request.model": "gpt-4o", "error.type": "429"})
+>>> ev.key, ev.end, ev.error_class
+(Key(provider='openai', region='eastus', model='gpt-4o'), 11.5, 'capacity')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from brownout import semconv as sc
+
+__all__ = ["Key", "Event", "Finding", "Decision", "InvalidEvent"]
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be used; ``reason`` is a short, low-cardinality label for metrics.
+
+    >>> InvalidEvent("missing_attribute", "gen_ai.provider.name").reason
+    'missing_attribute'
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Key:
+    """Where requests go: ``(provider, region, model)``; the unit of every baseline and breaker."""
+
+    provider: str
+    region: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.region}/{self.model}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Key":
+        """Parse ``provider/region/model`` (the model may itself contain ``/``)."""
+        parts = text.split("/", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"key must be provider/region/model, got {text!r}")
+        return cls(*parts)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"provider": self.provider, "region": self.region, "model": self.model}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Key":
+        return cls(str(d["provider"]), str(d["region"]), str(d["model"]))
+
+
+#: Flat-form attribute name -> Event field, for the optional attributes.
+_FLAT_FIELDS: tuple[tuple[str, str, type], ...] = (
+    (sc.GEN_AI_RESPONSE_MODEL, "response_model", str),
+    (sc.GEN_AI_REQUEST_STREAM, "stream", bool),
+    (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "ttft", float),
+    (sc.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens", int),
+    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens", int),
+    (sc.ERROR_TYPE, "error_type", str),
+    (sc.HTTP_RESPONSE_STATUS_CODE, "status_code", int),
+    (sc.SERVER_ADDRESS, "server_address", str),
+    (sc.SERVER_PORT, "server_port", int),
+    (sc.BROWNOUT_ITL_P50, "itl_p50", float),
+    (sc.BROWNOUT_ITL_P95, "itl_p95", float),
+    (sc.BROWNOUT_ITL_MAX, "itl_max", float),
+    (sc.BROWNOUT_DEADLINE, "deadline", float),
+)
+_SECONDS_FIELDS = ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline")
+#: Bounds that reject absurd values: a day-long request or TTFT is a bug, not a brownout.
+MAX_SECONDS = 86_400.0
+MAX_TOKENS = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One LLM request, as the hooks saw it. Times are seconds; ``start`` is unix time."""
+
+    key: Key
+    start: float
+    duration: float
+    operation: str = "chat"
+    response_model: str | None = None
+    stream: bool | None = None
+    ttft: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reasons: tuple[str, ...] = ()
+    error_type: str | None = None
+    status_code: int | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    itl_p50: float | None = None
+    itl_p95: float | None = None
+    itl_max: float | None = None
+    deadline: float | None = None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+    @property
+    def error_class(self) -> str | None:
+        """``capacity``, ``client``, ``other`` or None; see :func:`brownout.semconv.error_class`."""
+        return sc.error_class(self.error_type)
+
+    @property
+    def output_tokens_per_second(self) -> float | None:
+        """Decode speed: output tokens over the time after the first chunk (None if unknown)."""
+        if self.error_type or not self.output_tokens or self.output_tokens < 2:
+            return None
+        gen = self.duration - (self.ttft or 0.0)
+        return self.output_tokens / gen if gen > 0 else None
+
+    def validate(self) -> "Event":
+        """Return self, or raise :class:`InvalidEvent` naming what is wrong."""
+        for name in ("provider", "region", "model"):
+            if not getattr(self.key, name):
+                raise InvalidEvent("missing_attribute", _KEY_ATTRS[name])
+        if not _finite(self.start) or self.start < 0:
+            raise InvalidEvent("bad_timestamp", f"start={self.start!r}")
+        if not _finite(self.duration) or not 0 <= self.duration <= MAX_SECONDS:
+            raise InvalidEvent("bad_duration", f"duration={self.duration!r}")
+        for name in _SECONDS_FIELDS:
+            v = getattr(self, name)
+            if v is not None and (not _finite(v) or not 0 <= v <= MAX_SECONDS):
+                raise InvalidEvent("bad_value", f"{name}={v!r}")
+        for name in ("input_tokens", "output_tokens"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= MAX_TOKENS:
+                raise InvalidEvent("bad_value", f"{name}={v!r}")
+        return self
+
+    # --- flat JSON form ------------------------------------------------------------------
+    def to_flat(self) -> dict[str, Any]:
+        """The flat JSON form: ``start``, ``duration`` and the attributes under their names."""
+        out: dict[str, Any] = {
+            "start": self.start,
+            "duration": self.duration,
+            sc.GEN_AI_OPERATION_NAME: self.operation,
+            sc.GEN_AI_PROVIDER_NAME: self.key.provider,
+            sc.CLOUD_REGION: self.key.region,
+            sc.GEN_AI_REQUEST_MODEL: self.key.model,
+        }
+        for attr, fname, _ in _FLAT_FIELDS:
+            v = getattr(self, fname)
+            if v is not None:
+                out[attr] = v
+        if self.finish_reasons:
+            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        return out
+
+    @classmethod
+    def from_flat(cls, d: Mapping[str, Any]) -> "Event":
+        """Build from the flat form (legacy attribute names accepted); raises InvalidEvent."""
+        if not isinstance(d, Mapping):
+            raise InvalidEvent("not_an_object", type(d).__name__)
+        return cls.from_attributes(d, d.get("start"), d.get("duration"))
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any], start: Any, duration: Any) -> "Event":
+        """Build from span attributes plus start and duration in seconds; raises InvalidEvent."""
+        get = attrs.get
+        if any(k in attrs for k in sc.LEGACY_ATTRIBUTES):
+            merged = {sc.LEGACY_ATTRIBUTES.get(k, k): v for k, v in attrs.items()}
+            merged.update((k, v) for k, v in attrs.items() if k not in sc.LEGACY_ATTRIBUTES)
+            get = merged.get
+        provider = get(sc.GEN_AI_PROVIDER_NAME)
+        region = get(sc.CLOUD_REGION)
+        model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
+        for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
+                            (sc.GEN_AI_REQUEST_MODEL, model)):
+            if not value or not isinstance(value, str):
+                raise InvalidEvent("missing_attribute", attr)
+        provider = sc.LEGACY_PROVIDERS.get(provider, provider)
+        kwargs: dict[str, Any] = {}
+        for attr, fname, typ in _FLAT_FIELDS:
+            v = get(attr)
+            if v is None:
+                continue
+            try:
+                kwargs[fname] = _coerce(v, typ)
+            except (TypeError, ValueError):
+                raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
+        reasons = get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+        if reasons is not None:
+            if isinstance(reasons, str):
+                reasons = (reasons,)
+            elif not isinstance(reasons, (list, tuple)):
+                raise InvalidEvent("bad_value", f"{sc.GEN_AI_RESPONSE_FINISH_REASONS}={reasons!r}")
+            kwargs["finish_reasons"] = tuple(str(r) for r in reasons)
+        operation = get(sc.GEN_AI_OPERATION_NAME) or "chat"
+        try:
+            start_f, duration_f = float(start), float(duration)
+        except (TypeError, ValueError):
+            raise InvalidEvent("bad_timestamp", f"start={start!r} duration={duration!r}") from None
+        return cls(Key(provider, region, model), start_f, duration_f, str(operation), **kwargs).validate()
+
+
+_KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _coerce(v: Any, typ: type) -> Any:
+    if typ is bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        raise ValueError(v)
+    if typ is int:
+        if isinstance(v, bool):
+            raise ValueError(v)
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise ValueError(v)
+            return int(v)
+        return int(v)
+    if typ is float:
+        if isinstance(v, bool):
+            raise ValueError(v)
+        return float(v)
+    return str(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a detector concluded about one key at one moment (event time).
+
+    ``state`` is the alert state (``pending``, ``firing``, ``resolved``) for alert rules,
+    or ``trip`` / ``healthy`` for breaker rules. ``observed`` and ``baseline`` are in the
+    rule's unit (seconds, a ratio, tokens/s); ``baseline`` is None while warming.
+    """
+
+    time: float
+    rule: str
+    key: Key
+    state: str
+    observed: float | None = None
+    baseline: float | None = None
+    severity: str = "warning"
+    action: str = "alert"  # "alert" or "breaker"
+    window: float | None = None
+    summary: str = ""
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One line of replay output and one transition the collector acts on.
+
+    >>> d = Decision(60.0, "breaker", "error_breaker", Key("a", "b", "c"), "open", 0.4, None)
+    >>> d.to_json()["key"]
+    {'provider': 'a', 'region': 'b', 'model': 'c'}
+    """
+
+    time: float
+    kind: str  # "alert" or "breaker"
+    rule: str
+    key: Key
+    state: str
+    observed: float | None = None
+    baseline: float | None = None
+    severity: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "time": round(self.time, 6),
+            "kind": self.kind,
+            "rule": self.rule,
+            "key": self.key.as_dict(),
+            "state": self.state,
+            "observed": _round(self.observed),
+            "baseline": _round(self.baseline),
+        }
+        if self.severity is not None:
+            out["severity"] = self.severity
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)

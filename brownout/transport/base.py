@@ -1,0 +1,106 @@
+"""The transport interface: topics of keyed records, produced and consumed in batches.
+
+Two implementations share it: :class:`~brownout.transport.memory.MemoryTransport` (one
+process: the demo, tests, replay) and :class:`~brownout.transport.kafka.KafkaTransport`
+(aiokafka). Both pass the same contract suite (``tests/contract/test_transport.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from brownout import semconv as sc
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record read from a topic.
+
+    >>> Record("t", b"k", b"v", (("content-type", b"application/json"),)).header("content-type")
+    b'application/json'
+    """
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    partition: int = 0
+    offset: int = -1
+    timestamp_ms: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create, with its policy (``cleanup.policy`` and friends)."""
+
+    name: str
+    partitions: int = 1
+    replication: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def default_topics(events: str = sc.TOPIC_EVENTS, control: str = sc.TOPIC_CONTROL,
+                   state: str = sc.TOPIC_STATE, dead_letter: str = sc.TOPIC_DEAD_LETTER,
+                   partitions: int = 6, replication: int = 1,
+                   retention_hours: int = 24) -> list[TopicSpec]:
+    """The four topics of DESIGN's table with their policies.
+
+    >>> [t.config["cleanup.policy"] for t in default_topics()]
+    ['delete', 'compact', 'compact', 'delete']
+    """
+    retention = str(retention_hours * 3600 * 1000)
+    return [
+        TopicSpec(events, partitions, replication, {"cleanup.policy": "delete", "retention.ms": retention}),
+        TopicSpec(control, 1, replication, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+                                            "segment.ms": "600000"}),
+        TopicSpec(state, partitions, replication, {"cleanup.policy": "compact"}),
+        TopicSpec(dead_letter, 1, replication, {"cleanup.policy": "delete",
+                                                "retention.ms": str(7 * 24 * 3600 * 1000)}),
+    ]
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: Headers = ()) -> None:
+        """Queue a record; it is durable after :meth:`flush` returns."""
+    async def flush(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+    async def getmany(self, timeout: float = 1.0, max_records: int = 1000) -> list[Record]:
+        """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first."""
+    async def commit(self) -> None:
+        """Commit the position after the records returned so far (commit after processing)."""
+    async def end_offsets(self) -> dict[tuple[str, int], int]:
+        """The current end offset of every assigned partition."""
+    async def positions(self) -> dict[tuple[str, int], int]:
+        """The next offset this consumer will read on every assigned partition."""
+    async def stop(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Makes producers and consumers, and creates topics."""
+
+    def producer(self) -> Producer: ...
+    def consumer(self, topics: Sequence[str], group_id: str | None = None,
+                 from_beginning: bool = False) -> Consumer: ...
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
+        """Create the topics that do not exist yet; return the names created."""
+
+
+async def caught_up(consumer: Consumer, targets: dict[tuple[str, int], int]) -> bool:
+    """True once the consumer's position reached ``targets`` (end offsets taken earlier)."""
+    pos = await consumer.positions()
+    return all(pos.get(tp, 0) >= end for tp, end in targets.items())

@@ -1,0 +1,84 @@
+"""Shared fixtures. A real Kafka broker for tests marked ``integration``.
+
+``kafka_bootstrap`` is the bootstrap address: ``$KAFKA_BOOTSTRAP_SERVERS`` when set, else a
+throwaway KRaft broker started once per session by ``scripts/kafka_broker.py``. If that broker
+cannot start, integration tests ERROR with the broker's log tail; they are never skipped.
+Unit tests never touch Kafka, Java or Maven: nothing here starts unless asked for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _kafka_broker_module():
+    name = "brownout_kafka_broker"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "kafka_broker.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every integration test gets the broker, even one that only reads the env var.
+    for item in items:
+        if item.get_closest_marker("integration") and "kafka_bootstrap" not in item.fixturenames:
+            item.fixturenames.append("kafka_bootstrap")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``host:port`` of a Kafka broker: ``$KAFKA_BOOTSTRAP_SERVERS`` or one started for the session."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    kb = _kafka_broker_module()
+    broker = kb.KafkaBroker()
+    try:
+        broker.start()
+    except kb.BrokerError as exc:
+        pytest.fail(f"the Kafka broker for integration tests did not start: {exc}", pytrace=False)
+    sys.stderr.write(f"\n[kafka] broker {broker.bootstrap_servers} ready in {broker.started_in:.1f} s\n")
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """A factory of topic names unique to this test (and run): ``topic_name("control")``.
+
+    Kafka allows ``[a-zA-Z0-9._-]`` up to 249 characters; the test's name is kept for reading logs.
+    """
+    test = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name)[:80].strip("-")
+    run = uuid.uuid4().hex[:8]
+
+    def make(purpose: str = "t") -> str:
+        clean = re.sub(r"[^a-zA-Z0-9._-]+", "-", purpose)[:60]
+        return f"test.{test}.{run}.{clean}"
+
+    return make
+
+
+@pytest.fixture
+def kafka_transport(kafka_bootstrap: str):
+    """A :class:`~brownout.transport.KafkaTransport` against ``kafka_bootstrap``."""
+    from brownout.transport import KafkaTransport
+
+    return KafkaTransport(kafka_bootstrap)

@@ -1,0 +1,221 @@
+"""Collector settings: defaults, then the config file, then ``BROWNOUT_*`` environment
+variables, then command-line flags; validated at load with errors that name the field.
+
+>>> s = load_settings(env={"BROWNOUT_KAFKA_BOOTSTRAP_SERVERS": "k1:9092", "BROWNOUT_METRICS_PORT": "9500"})
+>>> s.kafka.bootstrap_servers, s.metrics.port, s.topics.control
+('k1:9092', 9500, 'brownout.control')
+>>> load_settings(env={"BROWNOUT_METRICS_PORT": "http"})
+Traceback (most recent call last):
+...
+brownout.collector.settings.SettingsError: metrics.port (from BROWNOUT_METRICS_PORT): expected an integer, got 'http'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from brownout import semconv as sc
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the field and where it came from."""
+
+
+@dataclass
+class KafkaSection:
+    bootstrap_servers: str = "localhost:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_file: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    partitions: int = 6
+    replication_factor: int = 1
+    retention_hours: int = 24
+
+
+@dataclass
+class TopicsSection:
+    events: str = sc.TOPIC_EVENTS
+    control: str = sc.TOPIC_CONTROL
+    state: str = sc.TOPIC_STATE
+    dead_letter: str = sc.TOPIC_DEAD_LETTER
+
+
+@dataclass
+class MetricsSection:
+    host: str = "0.0.0.0"
+    port: int = 9464
+    max_keys: int = 2000
+
+
+@dataclass
+class NotifySection:
+    slack_webhook_url_file: str | None = None
+    pagerduty_routing_key_file: str | None = None
+    alertmanager_url: str | None = None
+    webhook_url: str | None = None
+    runbook_url: str | None = None
+    outbox_dir: str | None = None
+
+
+@dataclass
+class SigningSection:
+    key_file: str | None = None
+
+
+@dataclass
+class Settings:
+    kafka: KafkaSection = field(default_factory=KafkaSection)
+    topics: TopicsSection = field(default_factory=TopicsSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+    notify: NotifySection = field(default_factory=NotifySection)
+    signing: SigningSection = field(default_factory=SigningSection)
+    group_id: str = "brownout-collector"
+    rules_file: str | None = None
+    allowed_lateness: float = 5.0
+    batch_size: int = 2000
+    log_level: str = "INFO"
+
+    # --- secrets: from the environment or files, never from flags or the config file ---
+    def secret(self, env: Mapping[str, str], name: str, file_setting: str | None) -> str | None:
+        """Read a secret from ``BROWNOUT_<NAME>``, ``BROWNOUT_<NAME>_FILE`` or the file setting."""
+        value = env.get(f"BROWNOUT_{name}")
+        if value:
+            return value.strip()
+        path = env.get(f"BROWNOUT_{name}_FILE") or file_setting
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"cannot read the secret file for {name.lower()}: {exc}") from None
+        return None
+
+    def kafka_settings(self, env: Mapping[str, str] | None = None) -> Any:
+        from brownout.transport.kafka import KafkaSettings
+
+        env = os.environ if env is None else env
+        k = self.kafka
+        return KafkaSettings(
+            bootstrap_servers=k.bootstrap_servers, security_protocol=k.security_protocol,
+            sasl_mechanism=k.sasl_mechanism, sasl_username=k.sasl_username,
+            sasl_password=self.secret(env, "KAFKA_SASL_PASSWORD", k.sasl_password_file),
+            ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile, ssl_keyfile=k.ssl_keyfile,
+            client_id="brownout-collector")
+
+
+_SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
+                  "notify": NotifySection, "signing": SigningSection}
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise SettingsError(f"{where}: must not be empty")
+    if "int" in annotation:
+        if isinstance(value, bool):
+            raise SettingsError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where}: expected an integer, got {value!r}") from None
+    if "float" in annotation:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(value, (dict, list)):
+        raise SettingsError(f"{where}: expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _apply(obj: Any, values: Mapping[str, Any], prefix: str, source: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for name, value in values.items():
+        where = f"{prefix}{name} (from {source})"
+        if name not in names:
+            raise SettingsError(f"{prefix}{name} (from {source}): unknown setting; valid: {', '.join(sorted(names))}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{where}: expected a mapping")
+            _apply(current, value, f"{prefix}{name}.", source)
+        else:
+            setattr(obj, name, _coerce(value, current, where, str(names[name].type)))
+
+
+def _from_env(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    top = {f.name for f in dataclasses.fields(Settings)}
+    for var, value in env.items():
+        if not var.startswith("BROWNOUT_") or var == "BROWNOUT_CONFIG":
+            continue
+        rest = var[len("BROWNOUT_"):].lower()
+        for section, typ in _SECTION_TYPES.items():
+            if rest.startswith(section + "_"):
+                name = rest[len(section) + 1:]
+                if name in {f.name for f in dataclasses.fields(typ)}:
+                    out.append((var, {section: {name: value}}))
+                break
+        else:
+            if rest in top and rest not in _SECTION_TYPES:
+                out.append((var, {rest: value}))
+    return out
+
+
+def load_settings(path: str | None = None, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then the YAML file (``path`` or ``BROWNOUT_CONFIG``), then env, then overrides.
+
+    ``overrides`` uses dotted names (``{"kafka.bootstrap_servers": "h:9092"}``); None values are ignored.
+    """
+    env = os.environ if env is None else env
+    s = Settings()
+    path = path or env.get("BROWNOUT_CONFIG")
+    if path:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"config file {path}: expected a mapping at the top level")
+        _apply(s, data, "", path)
+    for var, values in _from_env(env):
+        _apply(s, values, "", var)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        head, _, tail = dotted.partition(".")
+        _apply(s, {head: {tail: value}} if tail else {head: value}, "", "command line")
+    _validate(s)
+    return s
+
+
+def _validate(s: Settings) -> None:
+    if s.kafka.security_protocol not in _PROTOCOLS:
+        raise SettingsError(f"kafka.security_protocol: {s.kafka.security_protocol!r} is not one of {', '.join(_PROTOCOLS)}")
+    if s.kafka.sasl_mechanism not in _MECHANISMS:
+        raise SettingsError(f"kafka.sasl_mechanism: {s.kafka.sasl_mechanism!r} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    if "SASL" in s.kafka.security_protocol and not s.kafka.sasl_mechanism:
+        raise SettingsError("kafka.sasl_mechanism: required when kafka.security_protocol is SASL_*")
+    if not 0 < s.metrics.port < 65536:
+        raise SettingsError(f"metrics.port: {s.metrics.port} is not a TCP port")
+    if s.kafka.partitions < 1:
+        raise SettingsError("kafka.partitions: must be at least 1")
+    if s.allowed_lateness < 0:
+        raise SettingsError("allowed_lateness: must not be negative")
+    if s.batch_size < 1:
+        raise SettingsError("batch_size: must be at least 1")

@@ -1,0 +1,67 @@
+"""Settings: defaults, then the file, then BROWNOUT_* env, then flags; errors name the field."""
+
+import pytest
+
+from brownout.collector.settings import SettingsError, load_settings
+
+
+def write(tmp_path, text):
+    p = tmp_path / "brownout.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults():
+    s = load_settings(env={})
+    assert s.kafka.bootstrap_servers == "localhost:9092"
+    assert s.topics.events == "brownout.events" and s.metrics.port == 9464 and s.group_id == "brownout-collector"
+
+
+def test_precedence_file_then_env_then_flags(tmp_path):
+    path = write(tmp_path, "kafka:\n  bootstrap_servers: file:9092\n  partitions: 12\ngroup_id: from-file\n"
+                           "metrics:\n  port: 9000\n")
+    s = load_settings(path, env={"BROWNOUT_KAFKA_BOOTSTRAP_SERVERS": "env:9092", "BROWNOUT_GROUP_ID": "from-env"},
+                      overrides={"kafka.bootstrap_servers": "flag:9092", "metrics.port": None})
+    assert s.kafka.bootstrap_servers == "flag:9092"
+    assert s.group_id == "from-env"
+    assert s.kafka.partitions == 12 and s.metrics.port == 9000
+
+
+def test_config_path_from_env(tmp_path):
+    path = write(tmp_path, "group_id: g2\n")
+    assert load_settings(env={"BROWNOUT_CONFIG": path}).group_id == "g2"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("kafka:\n  bootstrap_server: x\n", "kafka.bootstrap_server"),
+    ("metrics:\n  port: http\n", "metrics.port"),
+    ("metrics:\n  port: 70000\n", "metrics.port"),
+    ("kafka: 3\n", "kafka (from"),
+    ("kafka:\n  security_protocol: TLS\n", "kafka.security_protocol"),
+    ("kafka:\n  security_protocol: SASL_SSL\n", "kafka.sasl_mechanism"),
+    ("- a\n- b\n", "mapping at the top level"),
+    ("kafka: [\n", "not valid YAML"),
+])
+def test_bad_file_names_the_field(tmp_path, text, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load_settings(write(tmp_path, text), env={})
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(str(tmp_path / "nope.yaml"), env={})
+
+
+def test_secrets_come_from_env_or_files_and_are_not_printed(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    s = load_settings(write(tmp_path, f"kafka:\n  security_protocol: SASL_SSL\n  sasl_mechanism: SCRAM-SHA-512\n"
+                                      f"  sasl_username: svc\n  sasl_password_file: {pw}\n"), env={})
+    ks = s.kafka_settings(env={})
+    assert ks.sasl_password == "s3cret" and "s3cret" not in repr(ks)
+    assert s.kafka_settings(env={"BROWNOUT_KAFKA_SASL_PASSWORD": "fromenv"}).sasl_password == "fromenv"
+
+
+def test_passwords_are_not_settable_in_the_file(tmp_path):
+    with pytest.raises(SettingsError, match="kafka.sasl_password .*unknown setting"):
+        load_settings(write(tmp_path, "kafka:\n  sasl_password: x\n"), env={})

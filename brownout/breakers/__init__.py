@@ -1,1 +1,20 @@
-"""brownout.breakers"""
+"""Circuit breakers: the state machine (:class:`BreakerBook`), the control record routers read
+(:class:`ControlRecord`), and the router client (:class:`BreakerBoard`, :class:`AsyncBreakerBoard`).
+
+The LiteLLM adapter lives in :mod:`brownout.breakers.litellm` (imported on demand: it loads litellm).
+"""
+
+from brownout.breakers.config import BreakerConfig
+from brownout.breakers.machine import BreakerBook
+from brownout.breakers.record import ControlRecord, Signer, load_signing_key, verify
+
+__all__ = ["AsyncBreakerBoard", "BreakerBoard", "BreakerBook", "BreakerConfig", "ControlRecord",
+           "Signer", "load_signing_key", "verify"]
+
+
+def __getattr__(name: str):  # lazy: the board loads prometheus_client and asyncio machinery
+    if name in ("AsyncBreakerBoard", "BreakerBoard"):
+        from brownout.breakers import board
+
+        return getattr(board, name)
+    raise AttributeError(name)

@@ -1,0 +1,376 @@
+"""The router client: follows ``brownout.control`` and answers "may I send to this key?".
+
+:class:`AsyncBreakerBoard` rebuilds the board from the compacted topic at start (from the
+beginning up to the end offsets taken then), then follows it in a background task.
+:class:`BreakerBoard` is the same board run on its own event-loop thread, for sync routers.
+Both fail open: a record past its ``expires_at`` (or a control topic silent for
+``silence_timeout``) reads as closed, and is counted.
+
+>>> import asyncio
+>>> from prometheus_client import CollectorRegistry
+>>> from brownout.transport import MemoryTransport
+>>> from brownout.breakers.record import ControlRecord
+>>> key = Key("openai", "eastus", "gpt-4o")
+>>> t = MemoryTransport()
+>>> rec = ControlRecord(key, "open", since=0.0, until=30.0, seq=1, issued_at=0.0, expires_at=30.0)
+>>> _ = t.append("brownout.control", rec.to_bytes(), rec.kafka_key())
+>>> async def main():
+...     board = AsyncBreakerBoard(t, clock=lambda: 10.0, registry=CollectorRegistry())
+...     await board.start()
+...     try:
+...         return board.state(key), board.allow(key), board.healthy([key])
+...     finally:
+...         await board.stop()
+>>> asyncio.run(main())
+('open', False, [Key(provider='openai', region='eastus', model='gpt-4o')])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+
+from brownout import semconv as sc
+from brownout.breakers.record import ControlRecord, verify
+from brownout.model import Key
+from brownout.transport.base import Consumer, Record, Transport, caught_up
+
+__all__ = ["AsyncBreakerBoard", "BreakerBoard", "STATE_VALUES"]
+
+log = logging.getLogger(__name__)
+
+#: ``brownout_router_breaker_state`` gauge values.
+STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+#: What :meth:`AsyncBreakerBoard.apply` says about a record (the ``result`` label).
+RESULTS = ("accepted", "stale", "invalid", "refused", "deleted")
+
+OnRecord = Callable[[ControlRecord | None, str, Record], None]
+
+
+class AsyncBreakerBoard:
+    """Breaker states for routers, read from the control topic.
+
+    Parameters
+    ----------
+    transport
+        Where the control topic lives (``MemoryTransport``, ``KafkaTransport``).
+    topic
+        The control topic.
+    verify_keys
+        Signing keys (a list, or key id -> key). When given, unsigned or forged records are
+        refused and counted.
+    clock
+        Wall-clock seconds, compared with each record's ``expires_at``.
+    rng
+        Decides which calls a half-open key admits (``random()`` < ``probe_fraction``).
+    registry
+        Where the ``brownout_router_*`` metrics are registered (unregistered at :meth:`stop`).
+    silence_timeout
+        If set, the whole board fails open when no record arrived for this many seconds.
+    on_record
+        Called as ``on_record(record_or_None, result, raw)`` for every record read.
+    """
+
+    def __init__(self, transport: Transport, topic: str = sc.TOPIC_CONTROL,
+                 verify_keys: Mapping[str, bytes] | Sequence[bytes] | None = None, *,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 registry: CollectorRegistry | None = REGISTRY, silence_timeout: float | None = None,
+                 poll_timeout: float = 0.5, on_record: OnRecord | None = None) -> None:
+        self.transport = transport
+        self.topic = topic
+        self.verify_keys = verify_keys if verify_keys else None
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.silence_timeout = silence_timeout
+        self.poll_timeout = poll_timeout
+        self.on_record = on_record
+        self._board: dict[Key, ControlRecord] = {}
+        self._expired_counted: set[tuple[Key, int, float]] = set()
+        self._silent_counted = False
+        self._last_record_at: float | None = None
+        self._consumer: Consumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.ready = False
+        self._registry = registry
+        self._records_total = Counter("brownout_router_records_total",
+                                      "Control records read by this router, by result.",
+                                      ["result"], registry=None)
+        self._fail_open_total = Counter("brownout_router_fail_open_total",
+                                        "Times this router treated a breaker as closed because its "
+                                        "record expired or the control topic went silent.",
+                                        ["reason"], registry=None)
+        self._state_collector = _StateCollector(self)
+        for result in RESULTS:
+            self._records_total.labels(result)
+        for reason in ("expired", "silence"):
+            self._fail_open_total.labels(reason)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self, timeout: float | None = 30.0) -> None:
+        """Rebuild the board from the topic, then follow it in a background task.
+
+        Raises TimeoutError if the rebuild does not finish within ``timeout`` seconds.
+        """
+        self._register()
+        consumer = self.transport.consumer([self.topic], group_id=None, from_beginning=True)
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            await asyncio.wait_for(self._rebuild(consumer), timeout)
+        except BaseException:
+            await self.stop()
+            raise
+        self.ready = True
+        self._task = asyncio.create_task(self._follow(consumer), name="brownout-breaker-board")
+
+    async def stop(self) -> None:
+        """Stop following; the board keeps its last records (and they expire as usual)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+        self._unregister()
+        self.ready = False
+
+    async def _rebuild(self, consumer: Consumer) -> None:
+        targets = await consumer.end_offsets()
+        while not await caught_up(consumer, targets):
+            for raw in await consumer.getmany(timeout=self.poll_timeout):
+                self.apply(raw)
+
+    async def _follow(self, consumer: Consumer) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                batch = await consumer.getmany(timeout=self.poll_timeout)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: records expire, routers fail open
+                log.warning("control topic read failed: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for raw in batch:
+                self.apply(raw)
+
+    # --- input ---------------------------------------------------------------------------
+    def apply(self, raw: Record) -> str:
+        """Take one record from the topic into the board; return the result label."""
+        result, rec = self._judge(raw)
+        self._records_total.labels(result).inc()
+        if self.on_record is not None:
+            try:
+                self.on_record(rec, result, raw)
+            except Exception:  # a display callback must not stop the board
+                log.exception("on_record callback failed")
+        return result
+
+    def _judge(self, raw: Record) -> tuple[str, ControlRecord | None]:
+        if self.verify_keys is not None and not verify(raw.value, raw.headers, self.verify_keys):
+            return "refused", None
+        if raw.value is None:
+            try:
+                key = Key.parse((raw.key or b"").decode())
+            except (ValueError, UnicodeDecodeError):
+                return "invalid", None
+            self._board.pop(key, None)
+            return "deleted", None
+        try:
+            rec = ControlRecord.from_bytes(raw.value)
+        except ValueError:
+            return "invalid", None
+        now = self.clock()
+        cur = self._board.get(rec.key)
+        if cur is not None and (rec.seq, rec.issued_at) < (cur.seq, cur.issued_at) \
+                and not cur.expired(now):
+            return "stale", rec
+        self._board[rec.key] = rec
+        self._last_record_at = now
+        self._silent_counted = False
+        return "accepted", rec
+
+    # --- reading -------------------------------------------------------------------------
+    def state(self, key: Key) -> str:
+        """``closed``, ``open`` or ``half_open``; closed for unknown keys and expired records."""
+        rec = self._board.get(key)
+        if rec is None or rec.state == "closed":
+            return "closed"
+        return self._effective(rec, self.clock())
+
+    def allow(self, key: Key) -> bool:
+        """May a call go to ``key`` now? Half-open keys admit ``probe_fraction`` of calls."""
+        rec = self._board.get(key)
+        if rec is None or rec.state == "closed":
+            return True
+        st = self._effective(rec, self.clock())
+        if st == "half_open":
+            return self.rng.random() < rec.probe_fraction
+        return st == "closed"
+
+    def healthy(self, candidates: Iterable[Key]) -> list[Key]:
+        """The candidates a call may go to now; never empty when ``candidates`` is not.
+
+        When every candidate is refused, the half-open ones are returned, else all of them:
+        a router with nowhere to go is worse off than one calling a degraded provider.
+        """
+        cands = list(dict.fromkeys(candidates))
+        admitted = [k for k in cands if self.allow(k)]
+        if admitted or not cands:
+            return admitted
+        half = [k for k in cands if self.state(k) == "half_open"]
+        return half or cands
+
+    def records(self) -> dict[Key, ControlRecord]:
+        """The latest accepted record of every key (expired ones included)."""
+        return dict(self._board)
+
+    def states(self) -> dict[Key, str]:
+        """The effective state of every key on the board."""
+        return {k: self.state(k) for k in list(self._board)}
+
+    def _effective(self, rec: ControlRecord, now: float) -> str:
+        if (self.silence_timeout is not None and self._last_record_at is not None
+                and now - self._last_record_at > self.silence_timeout):
+            if not self._silent_counted:
+                self._silent_counted = True
+                self._fail_open_total.labels("silence").inc()
+            return "closed"
+        if rec.expired(now):
+            mark = (rec.key, rec.seq, rec.issued_at)
+            if mark not in self._expired_counted:
+                self._expired_counted.add(mark)
+                self._fail_open_total.labels("expired").inc()
+                if len(self._expired_counted) > 10_000:
+                    self._expired_counted = {mark}
+            return "closed"
+        return rec.state
+
+    # --- metrics -------------------------------------------------------------------------
+    def _register(self) -> None:
+        if self._registry is None:
+            return
+        for c in (self._records_total, self._fail_open_total, self._state_collector):
+            self._registry.register(c)
+
+    def _unregister(self) -> None:
+        if self._registry is None:
+            return
+        for c in (self._records_total, self._fail_open_total, self._state_collector):
+            try:
+                self._registry.unregister(c)
+            except KeyError:
+                pass
+
+
+class _StateCollector:
+    """``brownout_router_breaker_state`` per key, computed at scrape time (expiry included)."""
+
+    def __init__(self, board: AsyncBreakerBoard) -> None:
+        self._board = board
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        fam = self._family()
+        for key, state in sorted(self._board.states().items()):
+            fam.add_metric([key.provider, key.region, key.model], STATE_VALUES[state])
+        return [fam]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("brownout_router_breaker_state",
+                                 "Breaker state per key as this router sees it: 0 closed, "
+                                 "1 half_open, 2 open.", labels=["provider", "region", "model"])
+
+
+class BreakerBoard:
+    """The board for sync code: an :class:`AsyncBreakerBoard` on its own event-loop thread.
+
+    Takes the same arguments; ``start()`` blocks until the board is rebuilt. Reading methods
+    (``state``, ``allow``, ``healthy``, ``records``, ``states``) are safe from any thread.
+    Also a context manager.
+    """
+
+    def __init__(self, transport: Transport, topic: str = sc.TOPIC_CONTROL,
+                 verify_keys: Mapping[str, bytes] | Sequence[bytes] | None = None,
+                 **kwargs: Any) -> None:
+        self._board = AsyncBreakerBoard(transport, topic, verify_keys, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def board(self) -> AsyncBreakerBoard:
+        return self._board
+
+    def start(self, timeout: float | None = 30.0) -> "BreakerBoard":
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="brownout-breaker-board", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        fut = asyncio.run_coroutine_threadsafe(self._board.start(timeout), loop)
+        try:
+            fut.result()
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._board.stop(), self._loop)
+        try:
+            fut.result(timeout)
+        finally:
+            self._shutdown_loop()
+
+    def _shutdown_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5.0)
+        loop.close()
+
+    def __enter__(self) -> "BreakerBoard":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self._board.ready
+
+    def state(self, key: Key) -> str:
+        return self._board.state(key)
+
+    def allow(self, key: Key) -> bool:
+        return self._board.allow(key)
+
+    def healthy(self, candidates: Iterable[Key]) -> list[Key]:
+        return self._board.healthy(candidates)
+
+    def records(self) -> dict[Key, ControlRecord]:
+        return self._board.records()
+
+    def states(self) -> dict[Key, str]:
+        return self._board.states()

@@ -1,0 +1,110 @@
+"""Error-rate alert and error breaker over synthetic streams."""
+
+from __future__ import annotations
+
+from _det_streams import KEY, merge, replay, stream, transitions
+
+from brownout.detectors import Engine
+from brownout.model import Event, Key
+from brownout.rules import parse_rules
+
+
+def burst(start: float, stop: float, share: float = 1.0, code: str = "503"):
+    def error(t: float) -> str | None:
+        if start <= t < stop and (share >= 1.0 or (t * 7919) % 1.0 < share):
+            return code
+        return None
+    return error
+
+
+def test_error_burst_goes_pending_firing_resolved_and_breaker_trips_fast():
+    findings = replay(stream(600, rate=10, error=burst(200, 320)))
+    states = transitions(findings, "error_rate")
+    assert [s for _, s in states] == ["pending", "firing", "resolved"]
+    pending, firing, resolved = (t for t, _ in states)
+    assert 200 < pending <= 200 + 15
+    assert firing - pending >= 30  # the `for` hold
+    assert resolved > 320
+    trips = [f.time for f in findings if f.rule == "error_breaker"]
+    assert trips and trips[0] - 200 <= 15  # DESIGN: breaker within 15 s of a hard burst
+    assert all(f.state == "trip" and f.action == "breaker" for f in findings if f.rule == "error_breaker")
+    assert max(trips) <= 320 + 60 + 10
+
+
+def test_healthy_stream_raises_nothing():
+    findings = replay(stream(900, rate=20, seed=3))
+    assert [f for f in findings if f.rule in ("error_rate", "error_breaker")] == []
+
+
+def test_background_error_rate_below_threshold_does_not_alert():
+    findings = replay(stream(1800, rate=20, seed=4, error=burst(0, 1e9, share=0.01)))
+    assert transitions(findings, "error_rate") == []
+    assert [f for f in findings if f.rule == "error_breaker"] == []
+
+
+def test_client_errors_never_count_as_capacity_errors():
+    findings = replay(stream(600, rate=10, error=burst(100, 400, code="400")))
+    assert [f for f in findings if f.rule in ("error_rate", "error_breaker")] == []
+    engine = Engine()
+    for e in stream(300, rate=10, error=burst(0, 1e9, code="404")):
+        engine.observe(e)
+    engine.advance(290.0)
+    status = engine.status()[KEY]
+    assert status.requests > 0
+    assert status.capacity_error_rate == 0.0
+    assert status.error_rate == 1.0  # counted in status, never in the capacity rate
+
+
+def test_status_error_rates_reflect_the_last_minute():
+    engine = Engine()
+    events = merge(stream(120, rate=10, error=burst(0, 1e9, code="429")),
+                   stream(120, rate=10, seed=9, error=burst(0, 1e9, code="401")))
+    for e in events:
+        engine.observe(e)
+    engine.advance(115.0)
+    s = engine.status()[KEY]
+    assert s.requests > 0
+    assert 0.3 < s.capacity_error_rate < 0.7
+    assert s.error_rate == 1.0
+    assert "error_rate" in s.firing or "error_breaker" in s.firing
+
+
+def test_low_traffic_key_never_alerts_on_a_single_error():
+    quiet = Key("anthropic", "us-east-1", "claude-haiku")
+    events = list(stream(3600, rate=0.2, key=quiet, seed=5))
+    events.append(Event(quiet, 1800.0, 0.1, error_type="529"))
+    findings = replay(sorted(events, key=lambda e: e.start))
+    assert findings == []
+
+
+def test_wilson_bound_trips_sooner_than_the_long_window():
+    # 40 req/s, 60 % errors: the 5 s window's lower bound clears 25 % at the first step
+    findings = replay(stream(300, rate=40, error=burst(100, 200, share=0.6)))
+    trips = [f for f in findings if f.rule == "error_breaker"]
+    assert trips[0].time - 100 <= 10
+    assert trips[0].window < 60
+
+
+def test_breaker_needs_minimum_volume():
+    rules = parse_rules("rules:\n  error_breaker:\n    min_requests: 1000\n    short_min_requests: 1000\n")
+    findings = replay(stream(300, rate=5, error=burst(100, 200)), Engine(rules))
+    assert [f for f in findings if f.rule == "error_breaker"] == []
+
+
+def test_late_events_are_counted_not_lost():
+    engine = Engine()
+    for e in stream(100, rate=5):
+        engine.observe(e)
+    engine.advance(100.0)
+    wm = engine.watermark
+    assert wm is not None
+    engine.observe(Event(KEY, wm - 30.0, 1.0))
+    engine.observe(Event(KEY, wm + 1.0, 1.0))
+    assert engine.late_events == 1
+    engine.advance(wm + 20.0)
+    assert engine.status()[KEY].late_events == 1
+
+
+def test_replay_is_deterministic():
+    events = list(stream(600, rate=10, error=burst(200, 320, share=0.5), seed=11))
+    assert replay(events) == replay(events)

@@ -46,3 +46,22 @@ def captured() -> Iterator[Captured]:
         yield Captured(t)
     finally:
         hooks.configure()
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    from hooks_llm_server import LLMServer
+
+    server = LLMServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def server(llm_server):
+    from hooks_llm_server import Plan
+
+    llm_server.default = Plan()
+    llm_server.requests.clear()
+    yield llm_server
+    llm_server.default = Plan()

@@ -1,0 +1,260 @@
+"""OpenAI SDK integration: ``chat.completions.create`` and ``responses.create``, sync and async,
+streamed and not. Azure OpenAI clients are recognised as provider ``azure.ai.openai``.
+
+Two lines::
+
+    import brownout.hooks
+    brownout.hooks.instrument_openai()            # every client; or instrument_openai(client)
+
+Region: ``instrument_openai(region=...)``, else ``configure(regions={host or Azure resource: region})``,
+else ``configure(region=...)``, else ``"global"``. Streamed usage is read when the request asks
+for it (``stream_options={"include_usage": True}``); no prompt or response content is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from time import perf_counter
+from typing import Any, Callable
+
+from brownout.hooks._observation import Observation
+from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
+from brownout.hooks._targets import Target, target_from_url
+
+log = logging.getLogger("brownout.hooks")
+
+__all__ = ["instrument_openai", "uninstrument_openai"]
+
+_MARK = "__brownout_original__"
+_region: dict[str, str | None] = {"sdk": None}
+
+
+# --- reading results (shape and metadata only) --------------------------------------------
+class ChatAdapter:
+    """Chat completions: content deltas, finish_reason on the last choice chunk, usage last."""
+
+    def is_content(self, c: Any) -> bool:
+        choices = c.choices
+        if not choices:
+            return False
+        d = choices[0].delta
+        return d is not None and bool(d.content or d.tool_calls or d.refusal or d.function_call
+                                      or d.audio or (d.model_extra and (d.model_extra.get("reasoning_content")
+                                                                        or d.model_extra.get("reasoning"))))
+
+    def note(self, obs: Observation, c: Any) -> None:
+        if obs.response_model is None:
+            obs.response_model = getattr(c, "model", None) or None
+
+    def finish(self, obs: Observation, prev: Any, last: Any) -> None:
+        for c in (prev, last):
+            if c is None:
+                continue
+            if getattr(c, "model", None):
+                obs.response_model = c.model
+            usage = getattr(c, "usage", None)
+            if usage is not None:
+                obs.usage(usage.prompt_tokens, usage.completion_tokens)
+            reasons = [ch.finish_reason for ch in (c.choices or ()) if ch.finish_reason]
+            if reasons:
+                obs.finish_reasons = tuple(reasons)
+
+    def response(self, obs: Observation, r: Any) -> None:
+        obs.response_model = getattr(r, "model", None) or None
+        usage = getattr(r, "usage", None)
+        if usage is not None:
+            obs.usage(usage.prompt_tokens, usage.completion_tokens)
+        reasons = [ch.finish_reason for ch in (getattr(r, "choices", None) or ()) if ch.finish_reason]
+        if reasons:
+            obs.finish_reasons = tuple(reasons)
+
+
+def _responses_finish(obs: Observation, r: Any) -> None:
+    obs.response_model = getattr(r, "model", None) or obs.response_model
+    usage = getattr(r, "usage", None)
+    if usage is not None:
+        obs.usage(usage.input_tokens, usage.output_tokens)
+    status = getattr(r, "status", None)
+    if status == "completed":
+        obs.finish_reasons = ("stop",)
+    elif status == "incomplete":
+        details = getattr(r, "incomplete_details", None)
+        reason = getattr(details, "reason", None) or "incomplete"
+        obs.finish_reasons = ("length" if reason == "max_output_tokens" else reason,)
+    elif status in ("failed", "cancelled"):
+        obs.finish_reasons = ("error",)
+
+
+class ResponsesAdapter:
+    """Responses API: ``*.delta`` events are content; ``response.completed`` carries the rest."""
+
+    def is_content(self, e: Any) -> bool:
+        t = getattr(e, "type", "")
+        return isinstance(t, str) and t.endswith(".delta")
+
+    def note(self, obs: Observation, e: Any) -> None:
+        r = getattr(e, "response", None)
+        if r is not None and obs.response_model is None:
+            obs.response_model = getattr(r, "model", None) or None
+
+    def finish(self, obs: Observation, prev: Any, last: Any) -> None:
+        for e in (prev, last):
+            r = getattr(e, "response", None) if e is not None else None
+            if r is not None:
+                _responses_finish(obs, r)
+
+    def response(self, obs: Observation, r: Any) -> None:
+        _responses_finish(obs, r)
+
+
+CHAT = ChatAdapter()
+RESPONSES = ResponsesAdapter()
+
+
+# --- targets --------------------------------------------------------------------------------
+def _target(client: Any) -> Target:
+    cached = client.__dict__.get("_brownout_target")
+    base = client._base_url
+    if cached is not None and cached[0] is base:
+        return cached[1]
+    region = client.__dict__.get("_brownout_region") or _region["sdk"]
+    provider = "azure.ai.openai" if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") else None
+    target = target_from_url(base, "openai", region, provider)
+    client.__dict__["_brownout_target"] = (base, target)
+    return target
+
+
+def _observation(resource: Any, kwargs: dict[str, Any]) -> Observation:
+    t = _target(resource._client)
+    model = kwargs.get("model")
+    obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
+                      kwargs.get("stream") is True, None, t.server_address, t.server_port)
+    return obs
+
+
+# --- wrappers -------------------------------------------------------------------------------
+def _sync_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., Any]:
+    from openai import Stream
+
+    @functools.wraps(original)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            obs = _observation(self, kwargs)
+        except Exception:
+            log.debug("brownout: not observing this call", exc_info=True)
+            return original(self, *args, **kwargs)
+        obs.t0 = perf_counter()
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            obs.fail(exc)
+            obs.end()
+            raise
+        if isinstance(result, Stream):
+            return SyncStreamProxy(result, obs, adapter)
+        try:
+            adapter.response(obs, result)
+        except Exception:
+            log.debug("brownout: could not read a response", exc_info=True)
+        obs.end()
+        return result
+
+    setattr(create, _MARK, original)
+    return create
+
+
+def _async_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., Any]:
+    from openai import AsyncStream
+
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            obs = _observation(self, kwargs)
+        except Exception:
+            log.debug("brownout: not observing this call", exc_info=True)
+            return await original(self, *args, **kwargs)
+        obs.t0 = perf_counter()
+        try:
+            result = await original(self, *args, **kwargs)
+        except BaseException as exc:
+            obs.fail(exc)
+            obs.end()
+            raise
+        if isinstance(result, AsyncStream):
+            return AsyncStreamProxy(result, obs, adapter)
+        try:
+            adapter.response(obs, result)
+        except Exception:
+            log.debug("brownout: could not read a response", exc_info=True)
+        obs.end()
+        return result
+
+    setattr(create, _MARK, original)
+    return create
+
+
+def _resources() -> list[tuple[type, Callable[..., Any], Any, str]]:
+    """(resource class, wrapper factory, adapter, attribute path on a client)."""
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+    from openai.resources.responses import AsyncResponses, Responses
+
+    return [
+        (Completions, _sync_wrapper, CHAT, "chat.completions"),
+        (AsyncCompletions, _async_wrapper, CHAT, "chat.completions"),
+        (Responses, _sync_wrapper, RESPONSES, "responses"),
+        (AsyncResponses, _async_wrapper, RESPONSES, "responses"),
+    ]
+
+
+def _original(fn: Any) -> Any:
+    return getattr(fn, _MARK, fn)
+
+
+def instrument_openai(client: Any = None, *, region: str | None = None) -> None:
+    """Instrument one OpenAI/AzureOpenAI client (sync or async), or the whole SDK when ``client`` is None.
+
+    Calling it again is harmless; ``region`` overrides the region found from the base URL.
+    A client instrumented on its own and also through the SDK still emits one event per call.
+    """
+    if region is not None and (not isinstance(region, str) or not region):
+        raise ValueError(f"region must be a non-empty string, got {region!r}")
+    if client is None:
+        _region["sdk"] = region
+        for cls, factory, adapter, _ in _resources():
+            current = cls.__dict__["create"]
+            if not hasattr(current, _MARK):
+                cls.create = factory(current, adapter)
+        return
+    client.__dict__.pop("_brownout_target", None)
+    if region is not None:
+        client.__dict__["_brownout_region"] = region
+    for cls, factory, adapter, path in _resources():
+        resource = client
+        for part in path.split("."):
+            resource = getattr(resource, part)
+        if not isinstance(resource, cls):
+            continue
+        if hasattr(resource.__dict__.get("create"), _MARK):
+            continue
+        wrapped = factory(_original(cls.__dict__["create"]), adapter)
+        resource.__dict__["create"] = wrapped.__get__(resource, cls)
+
+
+def uninstrument_openai(client: Any = None) -> None:
+    """Undo :func:`instrument_openai` for one client, or for the SDK when ``client`` is None."""
+    if client is None:
+        _region["sdk"] = None
+        for cls, _, _, _ in _resources():
+            current = cls.__dict__["create"]
+            if hasattr(current, _MARK):
+                cls.create = _original(current)
+        return
+    client.__dict__.pop("_brownout_region", None)
+    client.__dict__.pop("_brownout_target", None)
+    for cls, _, _, path in _resources():
+        resource = client
+        for part in path.split("."):
+            resource = getattr(resource, part)
+        if isinstance(resource, cls):
+            resource.__dict__.pop("create", None)

@@ -1,0 +1,285 @@
+"""The real openai SDK against a local server: what the hook emits, exactly."""
+
+from __future__ import annotations
+
+import gc
+
+import openai
+import pytest
+from hooks_llm_server import Plan
+
+import brownout.hooks as hooks
+from brownout.hooks import instrument_openai, uninstrument_openai
+from brownout.model import Key
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def client(server):
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    instrument_openai(c, region="eastus")
+    yield c
+    uninstrument_openai(c)
+    c.close()
+
+
+@pytest.fixture
+async def aclient(server):
+    c = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    instrument_openai(c, region="eastus")
+    yield c
+    uninstrument_openai(c)
+    await c.close()
+
+
+def test_chat_not_streamed(captured, client, server):
+    out = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert out.choices[0].message.content == "hi"
+    ev = captured.one()
+    assert ev.key == Key("openai", "eastus", "gpt-4o")
+    assert ev.response_model == "gpt-4o-2025-01-01"
+    assert (ev.input_tokens, ev.output_tokens) == (11, 3)
+    assert ev.finish_reasons == ("stop",)
+    assert ev.stream is False and ev.ttft is None and ev.itl_p50 is None
+    assert ev.server_address == "127.0.0.1" and ev.server_port == server.port
+    assert ev.error_type is None and ev.operation == "chat"
+
+
+def test_chat_streamed_with_usage_and_slow_first_byte(captured, client, server):
+    server.plan(Plan(delay=0.05, chunks=5))
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
+                                            stream_options={"include_usage": True})
+    texts = [c.choices[0].delta.content for c in stream if c.choices]
+    assert texts == ["", "t0", "t1", "t2", "t3", "t4", None]
+    ev = captured.one()
+    assert ev.stream is True
+    assert ev.ttft >= 0.05 and ev.duration >= ev.ttft
+    assert (ev.input_tokens, ev.output_tokens) == (11, 5)
+    assert ev.finish_reasons == ("stop",)
+    assert ev.response_model == "gpt-4o-2025-01-01"
+    assert 0 <= ev.itl_p50 <= ev.itl_p95 <= ev.itl_max
+
+
+def test_chat_streamed_gaps_show_in_itl(captured, client, server):
+    server.plan(Plan(chunks=4, gap=0.03))
+    for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+        pass
+    ev = captured.one()
+    assert ev.itl_max >= 0.03 and ev.itl_p95 >= 0.03
+    assert ev.input_tokens is None and ev.output_tokens is None  # usage not asked for
+    assert ev.finish_reasons == ("stop",)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503, 400])
+def test_status_errors(captured, client, server, status):
+    server.plan(Plan(status=status))
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert info.value.status_code == status
+    ev = captured.one()
+    assert ev.error_type == str(status) and ev.status_code == status
+
+
+def test_status_error_on_stream_request(captured, client, server):
+    server.plan(Plan(status=503))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    ev = captured.one()
+    assert ev.error_type == "503" and ev.stream is True and ev.finish_reasons == ()
+
+
+def test_timeout(captured, server):
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0, timeout=0.05)
+    instrument_openai(c, region="eastus")
+    server.plan(Plan(delay=0.3))
+    with pytest.raises(openai.APITimeoutError):
+        c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    ev = captured.one()
+    assert ev.error_type == "timeout" and ev.duration >= 0.05
+    c.close()
+
+
+def test_stream_cut_midway(captured, client, server):
+    server.plan(Plan(chunks=6, cut_after=2))
+    seen = []
+    with pytest.raises(openai.APIConnectionError):
+        for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            seen.append(c)
+    ev = captured.one()
+    assert ev.finish_reasons == ("error",)
+    assert ev.error_type == "APIConnectionError"
+    assert ev.ttft is not None
+
+
+def test_stream_ending_without_finish_reason_is_marked_cut(captured, client, server):
+    server.plan(Plan(chunks=3, end_without_finish=True))
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    ev = captured.one()
+    assert ev.finish_reasons == ("error",) and ev.error_type is None
+
+
+def test_break_finalises_once(captured, client, server):
+    server.plan(Plan(chunks=10))
+    for i, _ in enumerate(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)):
+        if i == 2:
+            break
+    gc.collect()
+    ev = captured.one()
+    assert ev.ttft is not None and ev.finish_reasons == ()
+
+
+def test_break_on_held_stream_then_close(captured, client, server):
+    server.plan(Plan(chunks=10))
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    stream.close()
+    stream.close()
+    del stream
+    gc.collect()
+    assert len(captured.events()) == 1
+
+
+def test_close_without_iterating(captured, client, server):
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    stream.close()
+    ev = captured.one()
+    assert ev.ttft is None and ev.stream is True
+
+
+def test_context_exit(captured, client, server):
+    with client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
+        next(stream)
+        next(stream)
+    ev = captured.one()
+    assert ev.ttft is not None
+
+
+def test_garbage_collected_stream(captured, client, server):
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    next(stream)
+    next(stream)
+    del stream
+    gc.collect()
+    ev = captured.one()
+    assert ev.ttft is not None and ev.stream is True
+
+
+def test_stream_proxy_keeps_the_sdk_surface(captured, client, server):
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert stream.response.status_code == 200
+    list(stream)
+    assert len(captured.events()) == 1
+
+
+def test_responses_not_streamed(captured, client, server):
+    out = client.responses.create(model="gpt-4.1", input="hello")
+    assert out.status == "completed"
+    ev = captured.one()
+    assert ev.key == Key("openai", "eastus", "gpt-4.1")
+    assert (ev.input_tokens, ev.output_tokens) == (11, 3)
+    assert ev.response_model == "gpt-4.1-2025-01-01" and ev.finish_reasons == ("stop",)
+
+
+def test_responses_streamed(captured, client, server):
+    server.plan(Plan(chunks=4, delay=0.02))
+    kinds = [e.type for e in client.responses.create(model="gpt-4.1", input="hello", stream=True)]
+    assert kinds.count("response.output_text.delta") == 4
+    ev = captured.one()
+    assert ev.stream is True and ev.ttft >= 0.02
+    assert (ev.input_tokens, ev.output_tokens) == (11, 4)
+    assert ev.finish_reasons == ("stop",) and ev.response_model == "gpt-4.1-2025-01-01"
+
+
+async def test_async_chat_not_streamed(captured, aclient, server):
+    await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    ev = captured.one()
+    assert (ev.input_tokens, ev.output_tokens, ev.stream) == (11, 3, False)
+
+
+async def test_async_chat_streamed(captured, aclient, server):
+    server.plan(Plan(delay=0.03, chunks=4))
+    stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
+                                                   stream_options={"include_usage": True})
+    n = 0
+    async for _ in stream:
+        n += 1
+    assert n == 7
+    ev = captured.one()
+    assert ev.ttft >= 0.03 and (ev.input_tokens, ev.output_tokens) == (11, 4)
+    assert ev.finish_reasons == ("stop",)
+
+
+async def test_async_stream_break_and_close(captured, aclient, server):
+    server.plan(Plan(chunks=8))
+    async with await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
+        async for c in stream:
+            if c.choices and c.choices[0].delta.content == "t1":
+                break
+    assert len(captured.events()) == 1
+
+
+async def test_async_status_error(captured, aclient, server):
+    server.plan(Plan(status=429))
+    with pytest.raises(openai.RateLimitError):
+        await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert captured.one().error_type == "429"
+
+
+async def test_async_responses_streamed(captured, aclient, server):
+    stream = await aclient.responses.create(model="gpt-4.1", input="hi", stream=True)
+    async for _ in stream:
+        pass
+    ev = captured.one()
+    assert ev.finish_reasons == ("stop",) and ev.output_tokens == 3
+
+
+def test_azure_is_its_own_provider_with_a_mapped_region(server):
+    from conftest import Captured
+    from brownout.transport import MemoryTransport
+
+    t = MemoryTransport()
+    hooks.configure(transport=t, interval=0.05, regions={"127.0.0.1": "swedencentral"})
+    try:
+        c = openai.AzureOpenAI(azure_endpoint=server.url, api_key="test", api_version="2024-10-21",
+                               max_retries=0)
+        instrument_openai(c)
+        c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        ev = Captured(t).one()
+        assert ev.key == Key("azure.ai.openai", "swedencentral", "gpt-4o")
+        assert server.requests[-1][0].startswith("/openai/deployments/gpt-4o/")
+        c.close()
+    finally:
+        hooks.configure()
+
+
+def test_whole_sdk_idempotent_and_reversible(captured, server):
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    try:
+        instrument_openai(region="westus")
+        instrument_openai(region="westus")
+        instrument_openai(c, region="westus")  # client on top of SDK: still one event per call
+        c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert [e.key.region for e in captured.events()] == ["westus"]
+        uninstrument_openai(c)
+        uninstrument_openai()
+        uninstrument_openai()
+        c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert len(captured.events()) == 1
+    finally:
+        uninstrument_openai()
+        c.close()
+
+
+def test_sdk_instrumentation_reaches_clients_made_before(captured, server):
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    try:
+        instrument_openai()
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        ev = captured.one()
+        assert ev.key == Key("openai", "global", "gpt-4o-mini")
+    finally:
+        uninstrument_openai()
+        c.close()

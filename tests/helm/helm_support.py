@@ -58,3 +58,16 @@ class Rendered:
 
 class HelmFailed(Exception):
     """``helm template`` refused the values; the message is Helm's."""
+
+
+def merged_values(path: Path | None) -> dict[str, Any]:
+    """The chart's values.yaml with a values file deep-merged over it, as Helm does."""
+
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    return merge(defaults, (yaml.safe_load(path.read_text()) or {}) if path else {})

@@ -9,27 +9,12 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
-from helm_support import CHART, KUBE_VERSION, NAMESPACE, Rendered
+from helm_support import CHART, KUBE_VERSION, NAMESPACE, Rendered, merged_values
 
 # The chart declares kubeVersion >=1.25; validate against that floor and the newest schemas.
 SCHEMA_VERSIONS = ("1.25.0", KUBE_VERSION)
 CRD_GROUPS = ("monitoring.coreos.com/", "keda.sh/")
-
-
-def values_of(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text()) or {}
-
-
-def merged_values(path: Path) -> dict[str, Any]:
-    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    return merge(values_of(CHART / "values.yaml"), values_of(path))
 
 
 def test_lint_strict(helm: str, ci_values: Path) -> None:

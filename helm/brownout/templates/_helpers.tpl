@@ -172,8 +172,15 @@ rules.yaml: |
 {{- end }}
 - name: HOME
   value: /tmp
-{{- with .Values.extraEnv }}
-{{ toYaml . }}
+{{- range .Values.extraEnv }}
+- name: {{ .name }}
+  {{- if hasKey . "value" }}
+  value: {{ .value | toString | quote }}
+  {{- end }}
+  {{- with .valueFrom }}
+  valueFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
 {{- end }}
 

@@ -26,6 +26,7 @@ class Received:
     body: Any
     status: int
     problems: list[str]
+    late: bool = False  # answered after the client's timeout: not delivered as far as it knows
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Receiver:
         return f"http://{host}:{port}"
 
     def accepted(self) -> list[Received]:
-        return [r for r in self.received if 200 <= r.status < 300]
+        return [r for r in self.received if 200 <= r.status < 300 and not r.late]
 
     def problems(self) -> list[str]:
         return [p for r in self.received for p in r.problems]
@@ -73,7 +74,7 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                 status, headers, delay = rx.script.pop(0) if rx.script else (rx.default_status, {}, 0.0)
             if problems:
                 status, headers, delay = 400, {}, 0.0
-            rx.received.append(Received(self.path, dict(self.headers), body, status, problems))
+            rx.received.append(Received(self.path, dict(self.headers), body, status, problems, delay > 0))
             if delay:
                 time.sleep(delay)  # the client times out first: this request is not delivered
             payload = json.dumps({"problems": problems} if problems else {"status": "ok"}).encode()

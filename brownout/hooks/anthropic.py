@@ -1,0 +1,270 @@
+"""Anthropic SDK integration: ``messages.create`` (streamed and not) and the ``messages.stream``
+helper, sync and async. Bedrock and Vertex clients are recognised (``aws.bedrock``,
+``gcp.vertex_ai``) with the region of their endpoint.
+
+Two lines::
+
+    import brownout.hooks
+    brownout.hooks.instrument_anthropic()          # every client; or instrument_anthropic(client)
+
+Usage comes from ``message_start`` (input, cache tokens included) and ``message_delta``
+(output); a 529 ``overloaded_error`` becomes ``error.type`` ``"529"``. No content is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from time import perf_counter
+from typing import Any, Callable
+
+from brownout.hooks._observation import Observation
+from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
+from brownout.hooks._targets import Target, target_from_url
+
+log = logging.getLogger("brownout.hooks")
+
+__all__ = ["instrument_anthropic", "uninstrument_anthropic"]
+
+_MARK = "__brownout_original__"
+_region: dict[str, str | None] = {"sdk": None}
+_PROVIDERS = {"AnthropicBedrock": "aws.bedrock", "AsyncAnthropicBedrock": "aws.bedrock",
+              "AnthropicVertex": "gcp.vertex_ai", "AsyncAnthropicVertex": "gcp.vertex_ai"}
+
+
+def _input_tokens(usage: Any) -> int | None:
+    total = None
+    for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        v = getattr(usage, name, None)
+        if isinstance(v, int):
+            total = (total or 0) + v
+    return total
+
+
+class MessagesAdapter:
+    """Raw message stream events: ``content_block_delta`` is content; ``message_delta`` ends it."""
+
+    def is_content(self, e: Any) -> bool:
+        return e.type == "content_block_delta"
+
+    def note(self, obs: Observation, e: Any) -> None:
+        if e.type == "message_start":
+            m = e.message
+            obs.response_model = getattr(m, "model", None) or None
+            usage = getattr(m, "usage", None)
+            if usage is not None:
+                obs.usage(_input_tokens(usage), None)
+
+    def finish(self, obs: Observation, prev: Any, last: Any) -> None:
+        for e in (prev, last):
+            if e is not None and getattr(e, "type", None) == "message_delta":
+                reason = getattr(e.delta, "stop_reason", None)
+                if reason:
+                    obs.finish_reasons = (reason,)
+                usage = getattr(e, "usage", None)
+                if usage is not None:
+                    obs.usage(None, getattr(usage, "output_tokens", None))
+
+    def response(self, obs: Observation, m: Any) -> None:
+        obs.response_model = getattr(m, "model", None) or None
+        usage = getattr(m, "usage", None)
+        if usage is not None:
+            obs.usage(_input_tokens(usage), getattr(usage, "output_tokens", None))
+        reason = getattr(m, "stop_reason", None)
+        if reason:
+            obs.finish_reasons = (reason,)
+
+
+MESSAGES = MessagesAdapter()
+
+
+def _target(client: Any) -> Target:
+    cached = client.__dict__.get("_brownout_target")
+    base = client._base_url
+    if cached is not None and cached[0] is base:
+        return cached[1]
+    name = type(client).__name__
+    region = client.__dict__.get("_brownout_region") or _region["sdk"]
+    if region is None and name in _PROVIDERS:
+        region = getattr(client, "aws_region", None) or getattr(client, "region", None)
+    if not isinstance(region, str) or not region:
+        region = None
+    target = target_from_url(base, "anthropic", region, _PROVIDERS.get(name))
+    client.__dict__["_brownout_target"] = (base, target)
+    return target
+
+
+def _observation(resource: Any, kwargs: dict[str, Any], stream: bool) -> Observation:
+    t = _target(resource._client)
+    model = kwargs.get("model")
+    return Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
+                       stream, None, t.server_address, t.server_port)
+
+
+def _sync_create(original: Callable[..., Any]) -> Callable[..., Any]:
+    from anthropic import Stream
+
+    @functools.wraps(original)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            obs = _observation(self, kwargs, kwargs.get("stream") is True)
+        except Exception:
+            log.debug("brownout: not observing this call", exc_info=True)
+            return original(self, *args, **kwargs)
+        obs.t0 = perf_counter()
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            obs.fail(exc)
+            obs.end()
+            raise
+        if isinstance(result, Stream):
+            return SyncStreamProxy(result, obs, MESSAGES)
+        try:
+            MESSAGES.response(obs, result)
+        except Exception:
+            log.debug("brownout: could not read a response", exc_info=True)
+        obs.end()
+        return result
+
+    setattr(create, _MARK, original)
+    return create
+
+
+def _async_create(original: Callable[..., Any]) -> Callable[..., Any]:
+    from anthropic import AsyncStream
+
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            obs = _observation(self, kwargs, kwargs.get("stream") is True)
+        except Exception:
+            log.debug("brownout: not observing this call", exc_info=True)
+            return await original(self, *args, **kwargs)
+        obs.t0 = perf_counter()
+        try:
+            result = await original(self, *args, **kwargs)
+        except BaseException as exc:
+            obs.fail(exc)
+            obs.end()
+            raise
+        if isinstance(result, AsyncStream):
+            return AsyncStreamProxy(result, obs, MESSAGES)
+        try:
+            MESSAGES.response(obs, result)
+        except Exception:
+            log.debug("brownout: could not read a response", exc_info=True)
+        obs.end()
+        return result
+
+    setattr(create, _MARK, original)
+    return create
+
+
+def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    attr = "_MessageStreamManager__api_request"
+
+    @functools.wraps(original)
+    def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        manager = original(self, *args, **kwargs)
+        try:
+            obs = _observation(self, kwargs, True)
+            api_request = getattr(manager, attr)
+        except Exception:
+            log.debug("brownout: not observing this stream", exc_info=True)
+            return manager
+
+        def request() -> Any:
+            obs.t0 = perf_counter()
+            try:
+                raw = api_request()
+            except BaseException as exc:
+                obs.fail(exc)
+                obs.end()
+                raise
+            return SyncStreamProxy(raw, obs, MESSAGES)
+
+        setattr(manager, attr, request)
+        return manager
+
+    setattr(stream, _MARK, original)
+    return stream
+
+
+def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    attr = "_AsyncMessageStreamManager__api_request"
+
+    @functools.wraps(original)
+    def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        manager = original(self, *args, **kwargs)
+        try:
+            obs = _observation(self, kwargs, True)
+            api_request = getattr(manager, attr)
+        except Exception:
+            log.debug("brownout: not observing this stream", exc_info=True)
+            return manager
+
+        async def request() -> Any:
+            obs.t0 = perf_counter()
+            try:
+                raw = await api_request
+            except BaseException as exc:
+                obs.fail(exc)
+                obs.end()
+                raise
+            return AsyncStreamProxy(raw, obs, MESSAGES)
+
+        setattr(manager, attr, request())
+        return manager
+
+    setattr(stream, _MARK, original)
+    return stream
+
+
+def _methods() -> list[tuple[type, str, Callable[..., Any]]]:
+    from anthropic.resources.messages import AsyncMessages, Messages
+
+    return [(Messages, "create", _sync_create), (AsyncMessages, "create", _async_create),
+            (Messages, "stream", _sync_stream), (AsyncMessages, "stream", _async_stream)]
+
+
+def _original(fn: Any) -> Any:
+    return getattr(fn, _MARK, fn)
+
+
+def instrument_anthropic(client: Any = None, *, region: str | None = None) -> None:
+    """Instrument one Anthropic client (sync or async, Bedrock, Vertex), or the whole SDK.
+
+    Calling it again is harmless; ``region`` overrides the region found from the client.
+    """
+    if region is not None and (not isinstance(region, str) or not region):
+        raise ValueError(f"region must be a non-empty string, got {region!r}")
+    if client is None:
+        _region["sdk"] = region
+        for cls, name, factory in _methods():
+            current = cls.__dict__[name]
+            if not hasattr(current, _MARK):
+                setattr(cls, name, factory(current))
+        return
+    client.__dict__.pop("_brownout_target", None)
+    if region is not None:
+        client.__dict__["_brownout_region"] = region
+    resource = client.messages
+    for cls, name, factory in _methods():
+        if isinstance(resource, cls) and not hasattr(resource.__dict__.get(name), _MARK):
+            resource.__dict__[name] = factory(_original(cls.__dict__[name])).__get__(resource, cls)
+
+
+def uninstrument_anthropic(client: Any = None) -> None:
+    """Undo :func:`instrument_anthropic` for one client, or for the SDK when ``client`` is None."""
+    if client is None:
+        _region["sdk"] = None
+        for cls, name, _ in _methods():
+            current = cls.__dict__[name]
+            if hasattr(current, _MARK):
+                setattr(cls, name, _original(current))
+        return
+    client.__dict__.pop("_brownout_region", None)
+    client.__dict__.pop("_brownout_target", None)
+    for _, name, _ in _methods():
+        client.messages.__dict__.pop(name, None)

@@ -33,11 +33,11 @@ def _kafka_broker_module():
     return module
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Every integration test gets the broker, even one that only reads the env var.
-    for item in items:
-        if item.get_closest_marker("integration") and "kafka_bootstrap" not in item.fixturenames:
-            item.fixturenames.append("kafka_bootstrap")
+@pytest.fixture(autouse=True)
+def _integration_needs_kafka(request: pytest.FixtureRequest) -> None:
+    """Every test marked ``integration`` gets the broker, even one that only reads the env var."""
+    if request.node.get_closest_marker("integration"):
+        request.getfixturevalue("kafka_bootstrap")
 
 
 @pytest.fixture(scope="session")

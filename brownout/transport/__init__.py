@@ -1,11 +1,11 @@
 """Transports: topics of keyed records. ``MemoryTransport`` (one process) and
 ``KafkaTransport`` (aiokafka, imported lazily so the hooks never load it)."""
 
-from brownout.transport.base import (Consumer, Producer, Record, TopicSpec, Transport, caught_up,
+from brownout.transport.base import (Consumer, DeliveryError, Producer, Record, TopicSpec, Transport, caught_up,
                                      default_topics)
 from brownout.transport.memory import MemoryTransport
 
-__all__ = ["Consumer", "KafkaSettings", "KafkaTransport", "MemoryTransport", "Producer", "Record",
+__all__ = ["Consumer", "DeliveryError", "KafkaSettings", "KafkaTransport", "MemoryTransport", "Producer", "Record",
            "TopicSpec", "Transport", "caught_up", "default_topics"]
 
 

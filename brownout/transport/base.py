@@ -38,6 +38,13 @@ class Record:
         return None
 
 
+class DeliveryError(RuntimeError):
+    """The broker refused or lost a record (a keyless record on a compacted topic, a timeout...).
+
+    Raised by ``send`` or ``flush``: a record is durable only once ``flush`` returned without it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     """A topic to create, with its policy (``cleanup.policy`` and friends)."""
@@ -73,8 +80,10 @@ class Producer(Protocol):
     async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
                    headers: Headers = ()) -> None:
         """Queue a record; it is durable after :meth:`flush` returns."""
-    async def flush(self) -> None: ...
-    async def stop(self) -> None: ...
+    async def flush(self) -> None:
+        """Wait until every queued record is acknowledged; raise :class:`DeliveryError` if one failed."""
+    async def stop(self) -> None:
+        """Deliver what is queued and close; failures are logged, not raised (use ``flush``)."""
 
 
 class Consumer(Protocol):
@@ -82,7 +91,9 @@ class Consumer(Protocol):
     async def getmany(self, timeout: float = 1.0, max_records: int = 1000) -> list[Record]:
         """Up to ``max_records`` records, waiting at most ``timeout`` seconds for the first."""
     async def commit(self) -> None:
-        """Commit the position after the records returned so far (commit after processing)."""
+        """Commit the position after the records returned so far (commit after processing).
+
+        A no-op without a ``group_id``."""
     async def end_offsets(self) -> dict[tuple[str, int], int]:
         """The current end offset of every assigned partition."""
     async def positions(self) -> dict[tuple[str, int], int]:
@@ -95,7 +106,9 @@ class Transport(Protocol):
 
     def producer(self) -> Producer: ...
     def consumer(self, topics: Sequence[str], group_id: str | None = None,
-                 from_beginning: bool = False) -> Consumer: ...
+                 from_beginning: bool = False) -> Consumer:
+        """Once ``start()`` returns, positions are fixed: a ``from_beginning=False`` consumer sees
+        exactly the records produced after that; a group's committed offset wins over both."""
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         """Create the topics that do not exist yet; return the names created."""
 

@@ -7,11 +7,13 @@ commit after processing, topics created with their policies, PLAINTEXT or SASL_S
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Sequence
 
-from brownout.transport.base import Headers, Record, TopicSpec
+from brownout.transport.base import DeliveryError, Headers, Record, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ class KafkaTransport:
 
 
 class KafkaProducer:
-    """An idempotent aiokafka producer (acks=all)."""
+    """An idempotent aiokafka producer (acks=all) that reports failed deliveries from ``flush``."""
 
     def __init__(self, settings: KafkaSettings, **overrides: Any) -> None:
         from aiokafka import AIOKafkaProducer
@@ -96,19 +98,45 @@ class KafkaProducer:
         kw.update(acks="all", enable_idempotence=True, linger_ms=5, request_timeout_ms=30000)
         kw.update(overrides)
         self._p = AIOKafkaProducer(**kw)
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._failures: list[str] = []
 
     async def start(self) -> None:
         await self._p.start()
 
     async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
                    headers: Headers = ()) -> None:
-        await self._p.send(topic, value=value, key=key, headers=list(headers) or None)
+        fut = await self._p.send(topic, value=value, key=key, headers=list(headers) or None)
+        self._inflight.add(fut)
+        fut.add_done_callback(partial(self._delivered, topic, key))
+
+    def _delivered(self, topic: str, key: bytes | None, fut: asyncio.Future[Any]) -> None:
+        self._inflight.discard(fut)
+        exc = None if fut.cancelled() else fut.exception()  # retrieving it also silences asyncio
+        if fut.cancelled() or exc is not None:
+            reason = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
+            if len(self._failures) < 100:
+                self._failures.append(f"topic {topic!r} key {key!r}: {reason}")
+
+    def _raise_failures(self) -> None:
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(f"{len(failures)} record(s) not delivered, first: {failures[0]}")
 
     async def flush(self) -> None:
         await self._p.flush()
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        self._raise_failures()
 
     async def stop(self) -> None:
         await self._p.stop()
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        try:
+            self._raise_failures()
+        except DeliveryError as exc:
+            log.error("producer stopped with undelivered records: %s", exc)
 
 
 class KafkaConsumer:
@@ -124,10 +152,14 @@ class KafkaConsumer:
                   max_partition_fetch_bytes=4 * 1024 * 1024)
         kw.update(overrides)
         self._topics = topics
+        self._group_id = group_id
         self._c = AIOKafkaConsumer(*topics, **kw)
 
     async def start(self) -> None:
         await self._c.start()
+        # Resolve "latest" now, not at the first fetch, so records produced after start() are seen.
+        for tp in self._c.assignment():
+            await self._c.position(tp)
 
     async def getmany(self, timeout: float = 1.0, max_records: int = 1000) -> list[Record]:
         batches = await self._c.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
@@ -139,7 +171,8 @@ class KafkaConsumer:
         return out
 
     async def commit(self) -> None:
-        await self._c.commit()
+        if self._group_id is not None:
+            await self._c.commit()
 
     async def _partitions(self) -> list[Any]:
         from aiokafka import TopicPartition

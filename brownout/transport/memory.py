@@ -21,7 +21,7 @@ import time
 import zlib
 from typing import Sequence
 
-from brownout.transport.base import Headers, Record, TopicSpec
+from brownout.transport.base import DeliveryError, Headers, Record, TopicSpec
 
 
 class MemoryTransport:
@@ -45,6 +45,8 @@ class MemoryTransport:
                headers: Headers = ()) -> Record:
         """Append a record now (what a producer's send does); thread-safe."""
         with self._lock:
+            if key is None and "compact" in self._configs.get(topic, {}).get("cleanup.policy", "").split(","):
+                raise DeliveryError(f"topic {topic!r} is compacted: a record needs a key")
             parts = self._partitions(topic)
             p = zlib.crc32(key) % len(parts) if key is not None else 0
             rec = Record(topic, key, value, tuple(headers), p, len(parts[p]), int(time.time() * 1000))

@@ -92,7 +92,7 @@ class SeasonalProfile:
     True
     """
 
-    __slots__ = ("period", "slots", "cycles", "_values", "_ids", "_cur", "_acc")
+    __slots__ = ("period", "slots", "cycles", "_values", "_ids", "_cur", "_acc", "_memo")
 
     def __init__(self, period: float, slots: int, cycles: int) -> None:
         self.period = period
@@ -102,6 +102,7 @@ class SeasonalProfile:
         self._ids = np.full((slots, cycles), -1, dtype=np.int64)
         self._cur: tuple[int, int] | None = None
         self._acc: list[float] = []
+        self._memo: dict[tuple[int, int, int], float | None] = {}
 
     def _where(self, t: float) -> tuple[int, int]:
         cycle = int(t // self.period)
@@ -121,16 +122,22 @@ class SeasonalProfile:
             col = cycle % self.cycles
             self._values[slot, col] = float(np.median(self._acc))
             self._ids[slot, col] = cycle
+            self._memo.clear()
         self._acc = []
 
     def value(self, t: float, min_cycles: int) -> float | None:
         """Median over the past cycles' values of ``t``'s slot, or None with fewer than ``min_cycles``."""
         cycle, slot = self._where(t)
+        memo = (cycle, slot, min_cycles)
+        if memo in self._memo:
+            return self._memo[memo]
         ids = self._ids[slot]
         ok = (ids >= 0) & (ids >= cycle - self.cycles) & (ids < cycle)
-        if int(ok.sum()) < min_cycles:
-            return None
-        return float(np.median(self._values[slot][ok]))
+        got = float(np.median(self._values[slot][ok])) if int(ok.sum()) >= min_cycles else None
+        if len(self._memo) > 64:
+            self._memo.clear()
+        self._memo[memo] = got
+        return got
 
     def __getstate__(self) -> dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}
@@ -157,7 +164,7 @@ class Baseline:
         Profile settings (see :class:`SeasonalProfile`).
     """
 
-    __slots__ = ("fallback", "day", "week", "min_cycles", "_last_t")
+    __slots__ = ("fallback", "day", "week", "min_cycles", "_last_t", "_memo")
 
     def __init__(self, halflife: float = 3600.0, warmup: float = 600.0, min_cycles: int = 3,
                  day_cycles: int = 7, week_cycles: int = 4) -> None:
@@ -166,6 +173,7 @@ class Baseline:
         self.week = SeasonalProfile(WEEK, 168, week_cycles)
         self.min_cycles = min_cycles
         self._last_t = -math.inf
+        self._memo: tuple[int, tuple[float | None, str | None]] | None = None
 
     def update(self, t: float, x: float, *, learn: bool = True) -> None:
         if not x > 0 or not math.isfinite(x):
@@ -176,8 +184,18 @@ class Baseline:
         if learn:
             self.fallback.update(logx)
         self._last_t = t
+        self._memo = None
 
     def _log_value(self, t: float) -> tuple[float | None, str | None]:
+        hour = int(t // HOUR)
+        memo = self._memo
+        if memo is not None and memo[0] == hour:
+            return memo[1]
+        got = self._read(t)
+        self._memo = (hour, got)
+        return got
+
+    def _read(self, t: float) -> tuple[float | None, str | None]:
         v = self.week.value(t, self.min_cycles)
         if v is not None:
             return v, "week"

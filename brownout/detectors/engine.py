@@ -26,7 +26,7 @@ from typing import Any
 from brownout import semconv as sc
 from brownout.detectors.baseline import Baseline
 from brownout.detectors.lifecycle import FIRING, AlertLifecycle
-from brownout.detectors.stats import RollingHistogram, RollingSum, bin_counts, wilson_lower_bound
+from brownout.detectors.stats import _EMPTY, RollingHistogram, RollingSum, WindowSums, bin_counts, wilson_lower_bound
 from brownout.model import Event, Finding, Key
 
 __all__ = ["Engine", "KeyStatus"]
@@ -34,6 +34,7 @@ __all__ = ["Engine", "KeyStatus"]
 # counter fields of a bucket
 _N, _CAP, _CLIENT, _OTHER, _SLO_N, _SLO_GOOD = range(6)
 _MINUTE = 60.0
+_ZERO4 = (0, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +84,12 @@ class _KeyState:
         self.open: dict[int, _Bucket] = {}
         self.late = 0
         r = rules
-        self.status_counts = RollingSum(_steps(60, step), 6)
-        self.err_counts = RollingSum(_steps(r["error_rate"]["window"], step), 6)
         eb = r["error_breaker"]
-        self.brk_counts = RollingSum(_steps(eb["window"], step), 6)
-        self.brk_short = [(w, RollingSum(_steps(w, step), 6)) for w in sorted(eb["short_windows"])]
+        self.w_status = _steps(60, step)
+        self.w_err = _steps(r["error_rate"]["window"], step)
+        self.w_brk = _steps(eb["window"], step)
+        self.w_short = [(w, _steps(w, step)) for w in sorted(eb["short_windows"])]
+        self.sums = WindowSums([self.w_status, self.w_err, self.w_brk] + [w for _, w in self.w_short], 4)
         self.hists: dict[tuple[str, int], RollingHistogram] = {}
         self.ttft = self._hist("ttft", r["ttft_drift"]["window"], step)
         self.ttft_status = self._hist("ttft", 60, step)
@@ -125,24 +127,24 @@ class _KeyState:
 
     def push(self, b: _Bucket | None) -> None:
         """Slide every window by one step, with this step's bucket (None: nothing arrived)."""
-        counts = b.counts if b is not None else (0, 0, 0, 0, 0, 0)
-        self.status_counts.push(counts)
-        self.err_counts.push(counts)
-        self.brk_counts.push(counts)
-        for _, s in self.brk_short:
-            s.push(counts)
+        if b is None:
+            self.sums.push(_ZERO4)
+            for h in self.hists.values():
+                h.push(_EMPTY)
+            return
+        counts = b.counts
+        self.sums.push(counts[:4])
         self.goodput_minute[0] += counts[_SLO_N]
         self.goodput_minute[1] += counts[_SLO_GOOD]
-        parts = {}
-        for metric in ("ttft", "duration", "tps", "itl"):
-            parts[metric] = bin_counts(getattr(b, metric)) if b is not None else bin_counts(())
+        parts = {"ttft": bin_counts(b.ttft), "duration": bin_counts(b.duration), "tps": bin_counts(b.tps),
+                 "itl": bin_counts(b.itl)}
         for (metric, _), h in self.hists.items():
             h.push(parts[metric])
 
     @property
     def idle(self) -> bool:
         """Nothing in any window and no alert active: stepping it would change nothing."""
-        if self.status_counts.total[_N] or self.err_counts.total[_N] or self.brk_counts.total[_N]:
+        if any(self.sums.total(w)[_N] for w in self.sums.widths):
             return False
         if any(h.count for h in self.hists.values()):
             return False
@@ -172,7 +174,8 @@ class Engine:
         self.late_events = 0
         self._keys: dict[Key, _KeyState] = {}
         self._evaluated: int | None = None  # index of the last evaluated step
-        self._first_open: int | None = None
+        self._due: dict[int, set[Key]] = {}  # step -> keys with an open bucket there
+        self._active: set[Key] = set()  # keys whose windows or alerts still need stepping
 
     # --- hot path ----------------------------------------------------------------------
     def observe(self, event: Event) -> None:
@@ -185,11 +188,13 @@ class Engine:
             self.late_events += 1
             ks.late += 1
             return
-        if self._first_open is None or step_idx < self._first_open:
-            self._first_open = step_idx
         b = ks.open.get(step_idx)
         if b is None:
             b = ks.open[step_idx] = _Bucket()
+            due = self._due.get(step_idx)
+            if due is None:
+                due = self._due[step_idx] = set()
+            due.add(event.key)
         c = b.counts
         c[_N] += 1
         err = event.error_type
@@ -223,23 +228,28 @@ class Engine:
         """Evaluate every step whose end is <= ``now - allowed_lateness``; findings in time order."""
         last = int((now - self.allowed_lateness) // self.step) - 1
         if self._evaluated is None:
-            if self._first_open is None:
+            if not self._due:
                 return []
-            self._evaluated = min(self._first_open, last + 1) - 1
+            self._evaluated = min(min(self._due), last + 1) - 1
         findings: list[Finding] = []
         i = self._evaluated + 1
+        keys = self._keys
         while i <= last:
-            live = [ks for ks in self._keys.values() if ks.open or not ks.idle]
-            if not live:
-                nxt = min((min(ks.open) for ks in self._keys.values() if ks.open), default=last + 1)
-                i = max(i, min(nxt, last + 1))
-                if i > last:
+            due = self._due.pop(i, None)
+            if not self._active and due is None:
+                nxt = min(self._due, default=last + 1)
+                if nxt > last:
                     break
-                live = [ks for ks in self._keys.values() if ks.open]
-            live.sort(key=lambda ks: ks.key)
-            for ks in live:
+                i = nxt
+                continue
+            todo = self._active if due is None else self._active | due
+            for key in sorted(todo):
+                ks = keys[key]
                 self._evaluate(ks, i, findings)
-            self._evaluated = i
+                if ks.idle:
+                    self._active.discard(key)
+                else:
+                    self._active.add(key)
             i += 1
         self._evaluated = max(self._evaluated, last)
         return findings
@@ -254,7 +264,7 @@ class Engine:
 
         # error rate alert: capacity errors only; client errors never count here
         er = r["error_rate"]
-        n, cap = ks.err_counts.total[_N], ks.err_counts.total[_CAP]
+        n, cap = ks.sums.total(ks.w_err)[:2]
         rate = cap / n if n else None
         if er["enabled"]:
             fire = n >= er["min_requests"] and cap >= er["min_errors"] and rate is not None and rate >= er["fire_rate"]
@@ -264,13 +274,13 @@ class Engine:
         # error breaker: the long window, or a short window whose Wilson lower bound clears the rate
         eb = r["error_breaker"]
         if eb["enabled"]:
-            n, cap = ks.brk_counts.total[_N], ks.brk_counts.total[_CAP]
+            n, cap = ks.sums.total(ks.w_brk)[:2]
             trip: tuple[float, float] | None = None
             if n >= eb["min_requests"] and n and cap / n >= eb["rate"]:
                 trip = (cap / n, eb["window"])
             else:
-                for w, s in ks.brk_short:
-                    sn, scap = s.total[_N], s.total[_CAP]
+                for w, width in ks.w_short:
+                    sn, scap = ks.sums.total(width)[:2]
                     if sn >= eb["short_min_requests"] and wilson_lower_bound(scap, sn, eb["z"]) >= eb["rate"]:
                         trip = (scap / sn, w)
                         break
@@ -282,12 +292,12 @@ class Engine:
         # relative rules, against baselines read before this step's learning
         td = r["ttft_drift"]
         ttft = ks.ttft.quantile(td["quantile"]) if ks.ttft.count >= max(td["min_requests"], 1) else None
-        ttft_base = ks.base_ttft.value(t)
+        ttft_base = _envelope(ks.base_ttft, t, td["window"], max)
         if td["enabled"]:
             self._relative(ks, "ttft_drift", t, ttft, ttft_base, td, out, above=True)
         lp = r["latency_p95"]
         lat = ks.latency.quantile(lp["quantile"]) if ks.latency.count >= max(lp["min_requests"], 1) else None
-        lat_base = ks.base_latency.value(t)
+        lat_base = _envelope(ks.base_latency, t, lp["window"], max)
         if lp["enabled"]:
             self._relative(ks, "latency_p95", t, lat, lat_base, lp, out, above=True)
         lb = r["latency_breaker"]
@@ -305,7 +315,7 @@ class Engine:
                 ks.latency_hold_since = None
         tp = r["throughput"]
         tps = ks.tps.quantile(tp["quantile"]) if ks.tps.count >= max(tp["min_requests"], 1) else None
-        tps_base = ks.base_tps.value(t)
+        tps_base = _envelope(ks.base_tps, t, tp["window"], min)
         if tp["enabled"]:
             self._relative(ks, "throughput", t, tps, tps_base, tp, out, above=False)
         it = r["itl"]
@@ -328,7 +338,7 @@ class Engine:
         elif ks.status is not None:
             goodput = ks.status.goodput
 
-        sc_ = ks.status_counts.total
+        sc_ = ks.sums.total(ks.w_status)
         n1 = sc_[_N]
         firing = tuple(name for name, life in ks.life.items() if life.state == FIRING) + tuple(sorted(ks.tripping))
         ks.status = KeyStatus(
@@ -407,7 +417,7 @@ class Engine:
     def snapshot(self) -> bytes:
         """Serialize windows, baselines and lifecycles (not the rules) for ``Engine.restore``."""
         keys = {k: {n: v for n, v in vars(ks).items() if n != "rules"} for k, ks in self._keys.items()}
-        return pickle.dumps({"v": 1, "evaluated": self._evaluated, "first_open": self._first_open,
+        return pickle.dumps({"v": 1, "evaluated": self._evaluated,
                              "late_events": self.late_events, "keys": keys}, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -416,14 +426,29 @@ class Engine:
         state = pickle.loads(data)  # noqa: S301 - our own snapshots from the internal state topic
         engine = cls(rules)
         engine._evaluated = state["evaluated"]
-        engine._first_open = state["first_open"]
         engine.late_events = state["late_events"]
         for k, attrs in state["keys"].items():
             ks = _KeyState.__new__(_KeyState)
             vars(ks).update(attrs)
             ks.rules = engine.rules.for_key(k)
             engine._keys[k] = ks
+            for idx in ks.open:
+                engine._due.setdefault(idx, set()).add(k)
+            if not ks.idle:
+                engine._active.add(k)
         return engine
+
+
+def _envelope(b: Baseline, t: float, window: float, pick: Any) -> float | None:
+    """The baseline over the window ``[t - window, t]``: its max (or min) at both ends.
+
+    Seasonal slots switch on the hour while a window still holds the previous hour's samples;
+    judging against the envelope keeps a peak's last minute from alerting against the next hour.
+    """
+    now, then = b.value(t), b.value(t - window)
+    if now is None or then is None:
+        return now
+    return pick(now, then)
 
 
 _UNITS = {"error_rate": "", "ttft_drift": "s", "latency_p95": "s", "throughput": " tok/s", "itl": "s"}

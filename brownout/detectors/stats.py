@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 __all__ = [
     "GAMMA",
@@ -36,6 +35,7 @@ __all__ = [
     "bin_value",
     "RollingHistogram",
     "RollingSum",
+    "WindowSums",
     "wilson_lower_bound",
     "nearest_rank",
 ]
@@ -51,15 +51,18 @@ _LOG_LOW = math.log(LOW)
 #: A bin's representative value: the geometric middle of its bounds.
 _BIN_VALUES = np.exp(_LOG_LOW + (np.arange(NBINS) + 0.5) * _LOG_GAMMA)
 
-#: One bucket's histogram, kept sparse: (bin indices, counts).
-SparseCounts = tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]
-_EMPTY: SparseCounts = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64))
+#: One bucket's histogram, kept sparse: (bin indices, counts, total). Small buckets use Python
+#: lists (a numpy call costs more than a short loop), large ones numpy arrays.
+SparseCounts = tuple[Any, Any, int]
+_EMPTY: SparseCounts = ([], [], 0)
+#: Buckets with more samples than this are binned with numpy.
+SMALL = 48
 
 
 def bin_value(i: int) -> float:
     """The value a bin reads back as.
 
-    >>> abs(bin_value(int(bin_counts([0.25])[0][0])) / 0.25 - 1) < GAMMA - 1
+    >>> abs(bin_value(bin_counts([0.25])[0][0]) / 0.25 - 1) < GAMMA - 1
     True
     """
     return float(_BIN_VALUES[i])
@@ -68,19 +71,27 @@ def bin_value(i: int) -> float:
 def bin_counts(values: Sequence[float]) -> SparseCounts:
     """Histogram one bucket's samples, once per bucket (never per event).
 
-    >>> idx, n = bin_counts([1.0, 1.0, 2.0])
-    >>> n.tolist()
-    [2, 1]
+    >>> idx, n, total = bin_counts([1.0, 1.0, 2.0])
+    >>> list(n), total
+    ([2, 1], 3)
     """
     if not values:
         return _EMPTY
+    if len(values) <= SMALL:
+        d: dict[int, int] = {}
+        log = math.log
+        for x in values:
+            i = int((log(x) - _LOG_LOW) // _LOG_GAMMA) if x > LOW else 0
+            if i >= NBINS:
+                i = NBINS - 1
+            d[i] = d.get(i, 0) + 1
+        return list(d), list(d.values()), len(values)
     x = np.asarray(values, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        b = np.floor((np.log(np.maximum(x, LOW)) - _LOG_LOW) / _LOG_GAMMA)
+    b = (np.log(np.maximum(x, LOW)) - _LOG_LOW) // _LOG_GAMMA
     idx = np.clip(b, 0, NBINS - 1).astype(np.intp)
     dense = np.bincount(idx, minlength=NBINS)
     nz = dense.nonzero()[0]
-    return nz, dense[nz].astype(np.int64)
+    return nz, dense[nz], len(values)
 
 
 def nearest_rank(n: int, q: float) -> int:
@@ -105,7 +116,7 @@ class RollingHistogram:
     True
     """
 
-    __slots__ = ("width", "_hist", "_parts", "count")
+    __slots__ = ("width", "_hist", "_parts", "count", "_cum")
 
     def __init__(self, width: int) -> None:
         if width < 1:
@@ -114,25 +125,37 @@ class RollingHistogram:
         self._hist = np.zeros(NBINS, dtype=np.int64)
         self._parts: deque[SparseCounts] = deque()
         self.count = 0
+        self._cum: Any = None
 
     def push(self, part: SparseCounts) -> None:
-        idx, n = part
-        if len(idx):
-            self._hist[idx] += n
-            self.count += int(n.sum())
+        if part[2]:
+            self._add(part, 1)
         self._parts.append(part)
         if len(self._parts) > self.width:
-            old_idx, old_n = self._parts.popleft()
-            if len(old_idx):
-                self._hist[old_idx] -= old_n
-                self.count -= int(old_n.sum())
+            old = self._parts.popleft()
+            if old[2]:
+                self._add(old, -1)
+
+    def _add(self, part: SparseCounts, sign: int) -> None:
+        idx, n, total = part
+        h = self._hist
+        if type(idx) is list:
+            for i, c in zip(idx, n):
+                h[i] += sign * c
+        elif sign > 0:
+            h[idx] += n
+        else:
+            h[idx] -= n
+        self.count += sign * total
+        self._cum = None
 
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile within a factor GAMMA, or None when the window is empty."""
         if self.count == 0:
             return None
-        rank = nearest_rank(self.count, q)
-        i = int(np.searchsorted(np.cumsum(self._hist), rank))
+        if self._cum is None:
+            self._cum = self._hist.cumsum()
+        i = int(self._cum.searchsorted(nearest_rank(self.count, q)))
         return float(_BIN_VALUES[i])
 
 
@@ -163,6 +186,40 @@ class RollingSum:
         if len(self._parts) > self.width:
             for i, c in enumerate(self._parts.popleft()):
                 t[i] -= c
+
+
+class WindowSums:
+    """Sums of a few counters over several trailing windows at once (one push per step).
+
+    >>> w = WindowSums(widths=(1, 3), fields=2)
+    >>> for counts in ([1, 0], [2, 1], [3, 3], [4, 0]):
+    ...     w.push(counts)
+    >>> w.total(1), w.total(3)
+    ([4, 0], [9, 4])
+    """
+
+    __slots__ = ("widths", "_totals", "_parts", "_zero")
+
+    def __init__(self, widths: Sequence[int], fields: int) -> None:
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be >= 1, got {widths!r}")
+        self.widths = tuple(sorted(set(widths)))
+        self._totals = {w: [0] * fields for w in self.widths}
+        self._parts: deque[Sequence[int]] = deque(maxlen=max(self.widths))
+        self._zero = (0,) * fields
+
+    def push(self, counts: Sequence[int]) -> None:
+        parts = self._parts
+        have = len(parts)
+        for w, t in self._totals.items():
+            old = parts[-w] if have >= w else self._zero
+            for i, c in enumerate(counts):
+                t[i] += c - old[i]
+        parts.append(counts)
+
+    def total(self, width: int) -> list[int]:
+        """The sums over the last ``width`` pushes (``width`` must be one of ``widths``)."""
+        return self._totals[width]
 
 
 def wilson_lower_bound(successes: int, n: int, z: float) -> float:

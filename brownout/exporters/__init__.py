@@ -18,13 +18,23 @@ from brownout.exporters.delivery import (
 from brownout.exporters.dispatcher import AlertDispatcher
 from brownout.exporters.outbox import Notification, Outbox
 from brownout.exporters.pagerduty import PagerDutyNotifier
+from brownout.exporters.prometheus import (
+    CollectorMetrics,
+    KeyStatusCollector,
+    MetricsServer,
+    StatusBoard,
+    StatusSource,
+)
 from brownout.exporters.slack import SlackNotifier
 
 __all__ = [
     "Alert",
     "AlertDispatcher",
     "AlertmanagerNotifier",
+    "CollectorMetrics",
     "Delivery",
+    "KeyStatusCollector",
+    "MetricsServer",
     "Notification",
     "Notifier",
     "Outbox",
@@ -32,6 +42,8 @@ __all__ = [
     "RecordingNotifier",
     "RetryingNotifier",
     "SlackNotifier",
+    "StatusBoard",
+    "StatusSource",
     "WebhookNotifier",
     "classify_http",
 ]

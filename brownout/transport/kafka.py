@@ -106,7 +106,12 @@ class KafkaProducer:
 
     async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
                    headers: Headers = ()) -> None:
-        fut = await self._p.send(topic, value=value, key=key, headers=list(headers) or None)
+        from aiokafka.errors import KafkaError
+
+        try:
+            fut = await self._p.send(topic, value=value, key=key, headers=list(headers) or None)
+        except KafkaError as exc:  # an unknown topic times out here, before any delivery
+            raise DeliveryError(f"topic {topic!r} key {key!r}: {type(exc).__name__}: {exc}") from exc
         self._inflight.add(fut)
         fut.add_done_callback(partial(self._delivered, topic, key))
 

@@ -1,0 +1,173 @@
+"""LiteLLM adapter: a ``CustomLogger`` that keeps a ``litellm.Router`` off open breakers.
+
+Register one object and the Router filters its deployments through the board before each
+pick; pass the hooks' LiteLLM telemetry logger as ``telemetry`` and the same object also
+reports every call::
+
+    board = BreakerBoard(KafkaTransport("kafka:9092")).start()
+    litellm.callbacks.append(BrownoutRouterGuard(board))
+    router = litellm.Router(model_list=[...])   # as before
+
+A deployment's key is ``(provider, region, model)`` from its ``litellm_params`` (see
+:func:`deployment_key`), or from ``mapping`` (deployment id, ``api_base`` or model name ->
+Key, or a function of the deployment dict).
+
+>>> deployment_key({"model": "azure/gpt-4o-prod", "region_name": "swedencentral",
+...                 "api_base": "https://x.openai.azure.com"})
+Key(provider='azure.ai.openai', region='swedencentral', model='gpt-4o-prod')
+>>> deployment_key({"model": "gpt-4o", "api_base": "http://127.0.0.1:8001/v1"})
+Key(provider='openai', region='127.0.0.1:8001', model='gpt-4o')
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Mapping, Protocol
+from urllib.parse import urlsplit
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from brownout import semconv as sc
+from brownout.model import Key
+
+__all__ = ["BrownoutRouterGuard", "deployment_key"]
+
+log = logging.getLogger(__name__)
+
+#: litellm provider prefixes -> ``gen_ai.provider.name`` values (beyond semconv's legacy map).
+_PROVIDERS = {"azure": "azure.ai.openai", "azure_ai": "azure.ai.inference", "bedrock": "aws.bedrock",
+              "vertex_ai": "gcp.vertex_ai", "vertex_ai_beta": "gcp.vertex_ai", "gemini": "gcp.gemini",
+              "mistral": "mistral_ai", "groq": "groq", "deepseek": "deepseek", "xai": "x_ai"}
+_REGION_PARAMS = ("region_name", "aws_region_name", "vertex_location")
+
+
+class Board(Protocol):
+    def healthy(self, candidates: Iterable[Key]) -> list[Key]: ...
+
+
+KeyMapping = Mapping[str, Key] | Callable[[Mapping[str, Any]], Key | None]
+
+
+def deployment_key(litellm_params: Mapping[str, Any]) -> Key:
+    """The breaker key of a deployment, from its ``litellm_params``.
+
+    provider: ``custom_llm_provider``, else the ``provider/`` prefix of ``model`` (default
+    ``openai``), named as ``gen_ai.provider.name``; region: ``region_name``,
+    ``aws_region_name`` or ``vertex_location``, else the ``api_base`` host, else
+    ``default``; model: ``model`` without the provider prefix.
+    """
+    raw_model = str(litellm_params.get("model") or "")
+    prefix, _, rest = raw_model.partition("/")
+    provider = litellm_params.get("custom_llm_provider")
+    model = raw_model
+    if rest:
+        provider = provider or prefix
+        model = rest
+    provider = str(provider or "openai")
+    provider = _PROVIDERS.get(provider) or sc.LEGACY_PROVIDERS.get(provider, provider)
+    region = next((str(litellm_params[p]) for p in _REGION_PARAMS if litellm_params.get(p)), None)
+    if region is None and litellm_params.get("api_base"):
+        region = urlsplit(str(litellm_params["api_base"])).netloc or None
+    return Key(provider, region or "default", model or "unknown")
+
+
+class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
+    """Removes deployments whose breaker is open (or half-open and not admitted) from a Router's pick.
+
+    Parameters
+    ----------
+    board
+        A :class:`~brownout.breakers.BreakerBoard` or ``AsyncBreakerBoard`` (anything with
+        ``healthy(keys)``); it never leaves the Router with nothing to call.
+    mapping
+        Deployment -> Key when :func:`deployment_key` does not match what the hooks report:
+        a dict keyed by deployment id (``model_info.id``), ``api_base`` or ``litellm_params.model``,
+        or a function of the deployment dict (None falls back to :func:`deployment_key`).
+    telemetry
+        The hooks' LiteLLM logger: its logging callbacks are forwarded so one object does both.
+
+    Counters: ``filtered`` (calls where a deployment was removed), ``removed`` (deployments removed).
+    """
+
+    def __init__(self, board: Board, mapping: KeyMapping | None = None,
+                 telemetry: CustomLogger | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.board = board
+        self.mapping = mapping
+        self.telemetry = telemetry
+        self.filtered = 0
+        self.removed = 0
+
+    def key_of(self, deployment: Mapping[str, Any]) -> Key:
+        """The breaker key of one Router deployment dict."""
+        params = deployment.get("litellm_params") or {}
+        if callable(self.mapping):
+            found = self.mapping(deployment)
+            if found is not None:
+                return found
+        elif self.mapping:
+            ident = (deployment.get("model_info") or {}).get("id")
+            for name in (ident, params.get("api_base"), params.get("model")):
+                if name is not None and name in self.mapping:
+                    return self.mapping[name]
+        return deployment_key(params)
+
+    def filter(self, deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The deployments the board admits now; all of them if it admits none (never empty)."""
+        if not deployments:
+            return deployments
+        try:
+            keys = [self.key_of(d) for d in deployments]
+            keep = set(self.board.healthy(keys))
+        except Exception:  # a broken mapping or board must not break the Router: fail open
+            log.exception("brownout guard failed; keeping every deployment")
+            return deployments
+        out = [d for d, k in zip(deployments, keys) if k in keep]
+        if not out:
+            return deployments
+        if len(out) < len(deployments):
+            self.filtered += 1
+            self.removed += len(deployments) - len(out)
+        return out
+
+    async def async_filter_deployments(self, model: str, healthy_deployments: list,  # type: ignore[override]
+                                       messages: list | None, request_kwargs: dict | None = None,
+                                       parent_otel_span: Any | None = None) -> list[dict]:
+        return self.filter(healthy_deployments)
+
+    # --- telemetry: forwarded to the hooks' logger so one callback does both -----------------
+    def log_pre_api_call(self, model, messages, kwargs):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            self.telemetry.log_pre_api_call(model, messages, kwargs)
+
+    def log_post_api_call(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            self.telemetry.log_post_api_call(kwargs, response_obj, start_time, end_time)
+
+    def log_stream_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            self.telemetry.log_stream_event(kwargs, response_obj, start_time, end_time)
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            self.telemetry.log_success_event(kwargs, response_obj, start_time, end_time)
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            self.telemetry.log_failure_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_pre_api_call(self, model, messages, kwargs):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            await self.telemetry.async_log_pre_api_call(model, messages, kwargs)
+
+    async def async_log_stream_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            await self.telemetry.async_log_stream_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            await self.telemetry.async_log_success_event(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+        if self.telemetry is not None:
+            await self.telemetry.async_log_failure_event(kwargs, response_obj, start_time, end_time)

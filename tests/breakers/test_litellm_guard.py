@@ -1,0 +1,210 @@
+"""BrownoutRouterGuard with a real litellm.Router, two OpenAI-protocol servers and a board fed
+from a MemoryTransport."""
+
+import asyncio
+import random
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+from prometheus_client import CollectorRegistry
+
+from brownout import semconv as sc
+from brownout.breakers import AsyncBreakerBoard, BreakerBoard, ControlRecord
+from brownout.breakers.litellm import BrownoutRouterGuard, deployment_key
+from brownout.model import Key
+from brownout.transport import MemoryTransport
+
+# litellm's own models trip pydantic's warnings; they are not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:.*ReadOnly.*:UserWarning")
+
+N = 100
+EAST = Key("openai", "eastus", "gpt-4o")
+WEST = Key("openai", "westus", "gpt-4o")
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def publish(t, key, state, seq, probe_fraction=0.1):
+    rec = ControlRecord(key, state, since=1000.0, until=1030.0 if state == "open" else None, reason="tripped",
+                        rule="error_breaker", probe_fraction=probe_fraction, seq=seq, issued_at=1000.0,
+                        expires_at=1030.0)
+    t.append(sc.TOPIC_CONTROL, rec.to_bytes(), rec.kafka_key())
+
+
+async def eventually(cond, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+_CALLBACK_LISTS = ("callbacks", "input_callback", "success_callback", "failure_callback",
+                   "_async_success_callback", "_async_failure_callback")
+
+
+@pytest.fixture
+def callbacks():
+    """litellm.callbacks, emptied for the test and restored after (litellm copies its entries into
+    its other lists, de-duplicated by class, so those are reset too)."""
+    saved = {name: list(getattr(litellm, name)) for name in _CALLBACK_LISTS}
+    for name in _CALLBACK_LISTS:
+        setattr(litellm, name, [])
+    yield litellm.callbacks
+    for name, value in saved.items():
+        setattr(litellm, name, value)
+
+
+def router_for(east, west):
+    return litellm.Router(model_list=[
+        {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_base": east.api_base,
+                                                     "api_key": "sk-test", "region_name": "eastus"}},
+        {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_base": west.api_base,
+                                                     "api_key": "sk-test", "region_name": "westus"}},
+    ], num_retries=0)
+
+
+async def send(router, n):
+    for _ in range(n):
+        await router.acompletion(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_router_moves_traffic_off_an_open_key_and_back(servers, callbacks):
+    east, west = servers
+    t, clock = MemoryTransport(), Clock()
+    board = AsyncBreakerBoard(t, clock=clock, registry=CollectorRegistry(), poll_timeout=0.05,
+                              rng=random.Random(1))
+    await board.start(timeout=5.0)
+    guard = BrownoutRouterGuard(board)
+    callbacks.append(guard)
+    router = router_for(east, west)
+    try:
+        await send(router, 20)
+        assert east.hits > 0 and west.hits > 0  # both in use while closed
+
+        publish(t, EAST, "open", seq=1)
+        await eventually(lambda: board.state(EAST) == "open")
+        e0, w0 = east.hits, west.hits
+        await send(router, N)
+        assert west.hits - w0 >= 0.95 * N
+        assert east.hits == e0
+        assert guard.filtered == N and guard.removed == N
+
+        publish(t, EAST, "half_open", seq=2, probe_fraction=0.2)
+        await eventually(lambda: board.state(EAST) == "half_open")
+        e1 = east.hits
+        await send(router, N)
+        assert 0 < east.hits - e1 < 0.3 * N  # probes only
+
+        publish(t, EAST, "closed", seq=3)
+        await eventually(lambda: board.state(EAST) == "closed")
+        e2 = east.hits
+        await send(router, N)
+        assert east.hits - e2 >= 0.25 * N  # traffic returns
+    finally:
+        await board.stop()
+
+
+async def test_expired_record_fails_open_in_the_router(servers, callbacks):
+    east, west = servers
+    t, clock = MemoryTransport(), Clock()
+    publish(t, EAST, "open", seq=1)
+    board = AsyncBreakerBoard(t, clock=clock, registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+    callbacks.append(BrownoutRouterGuard(board))
+    router = router_for(east, west)
+    try:
+        clock.now = 1031.0  # the collector went quiet
+        await send(router, 40)
+        assert east.hits >= 10
+    finally:
+        await board.stop()
+
+
+def test_thread_backed_board_with_mapping(servers, callbacks):
+    """The sync board lives on its own thread, so it serves routers on any event loop.
+    (LiteLLM runs ``async_filter_deployments`` on the async path only: ``acompletion``.)"""
+    east, west = servers
+    t = MemoryTransport()
+    a, b = Key("openai", "east-dc", "gpt-4o"), Key("openai", "west-dc", "gpt-4o")
+    publish(t, b, "open", seq=1)
+    with BreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05) as board:
+        callbacks.append(BrownoutRouterGuard(board, mapping={east.api_base: a, west.api_base: b}))
+        asyncio.run(send(router_for(east, west), 30))
+    assert east.hits == 30 and west.hits == 0
+
+
+async def test_all_deployments_open_keeps_them_all(servers, callbacks):
+    east, west = servers
+    t = MemoryTransport()
+    publish(t, EAST, "open", seq=1)
+    publish(t, WEST, "open", seq=1)
+    board = AsyncBreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+    callbacks.append(BrownoutRouterGuard(board))
+    try:
+        await send(litellm_router := router_for(east, west), 20)
+        assert east.hits + west.hits == 20 and litellm_router is not None
+    finally:
+        await board.stop()
+
+
+async def test_a_broken_mapping_fails_open(servers, callbacks):
+    east, west = servers
+    t = MemoryTransport()
+    publish(t, EAST, "open", seq=1)
+    board = AsyncBreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+
+    def mapping(deployment):
+        raise KeyError("no such deployment")
+
+    guard = BrownoutRouterGuard(board, mapping=mapping)
+    try:
+        deployments = [{"litellm_params": {"model": "openai/gpt-4o", "region_name": "eastus"}}]
+        assert guard.filter(deployments) == deployments
+    finally:
+        await board.stop()
+
+
+async def test_telemetry_callbacks_are_forwarded(servers, callbacks):
+    east, west = servers
+
+    class Recorder(CustomLogger):
+        def __init__(self):
+            super().__init__()
+            self.successes = []
+
+        async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+            self.successes.append(response_obj.choices[0].message.content)
+
+    recorder = Recorder()
+    board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+    callbacks.append(BrownoutRouterGuard(board, telemetry=recorder))
+    try:
+        await send(router_for(east, west), 5)
+        await eventually(lambda: len(recorder.successes) == 5)
+        assert set(recorder.successes) <= {"east", "west"}
+    finally:
+        await board.stop()
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"model": "openai/gpt-4o", "region_name": "eastus"}, Key("openai", "eastus", "gpt-4o")),
+    ({"model": "gpt-4o", "custom_llm_provider": "azure", "api_base": "https://a.openai.azure.com/"},
+     Key("azure.ai.openai", "a.openai.azure.com", "gpt-4o")),
+    ({"model": "bedrock/anthropic.claude-3", "aws_region_name": "us-east-1"},
+     Key("aws.bedrock", "us-east-1", "anthropic.claude-3")),
+    ({"model": "vertex_ai/gemini-2.0", "vertex_location": "europe-west4"},
+     Key("gcp.vertex_ai", "europe-west4", "gemini-2.0")),
+    ({"model": "anthropic/claude-sonnet-4"}, Key("anthropic", "default", "claude-sonnet-4")),
+])
+def test_deployment_key(params, key):
+    assert deployment_key(params) == key

@@ -34,14 +34,15 @@ def stream(
     noise = rng.lognormal(0.0, jitter, (n, 3))
     for i, s in enumerate(starts):
         t = float(s)
+        a, b, c = (float(v) for v in noise[i])
         err = error(t - t0) if error else None
         if err:
-            yield Event(key, t, 0.2 * noise[i, 0], error_type=err)
+            yield Event(key, t, 0.2 * a, error_type=err)
             continue
-        ft = (ttft(t - t0) if callable(ttft) else ttft) * noise[i, 0]
-        speed = (decode_tps(t - t0) if callable(decode_tps) else decode_tps) / noise[i, 1]
+        ft = (ttft(t - t0) if callable(ttft) else ttft) * a
+        speed = (decode_tps(t - t0) if callable(decode_tps) else decode_tps) / b
         gen = output_tokens / speed
-        it = None if itl is None else (itl(t - t0) if callable(itl) else itl) * noise[i, 2]
+        it = None if itl is None else (itl(t - t0) if callable(itl) else itl) * c
         yield Event(key, t, ft + gen, ttft=ft, output_tokens=output_tokens + 1, itl_p95=it,
                     deadline=deadline)
 

@@ -46,6 +46,7 @@ __all__ = [
     "MetricsServer",
     "BREAKER_STATE_VALUES",
     "KEY_GAUGES",
+    "select_keys",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,8 @@ class KeyStatusCollector(Collector):
             return
         up.add_metric([], 1.0)
         yield up
-        keys = sorted(set(status) | set(breakers), key=lambda k: _priority(k, status.get(k), breakers.get(k)))
-        kept, dropped = keys[: self.max_keys], len(keys) - min(len(keys), self.max_keys)
-        yield _single("brownout_metrics_keys", "Keys known to the collector.", len(keys))
+        kept, dropped = select_keys(status, breakers, self.max_keys)
+        yield _single("brownout_metrics_keys", "Keys known to the collector.", len(kept) + dropped)
         yield _single("brownout_metrics_keys_dropped",
                       "Keys not exported at this scrape because of the max_keys bound.", dropped)
 
@@ -168,6 +168,18 @@ class KeyStatusCollector(Collector):
         yield warming
         yield firing
         yield breaker
+
+
+def select_keys(status: Mapping[Key, Any], breakers: Mapping[Key, str], max_keys: int) -> tuple[list[Key], int]:
+    """The keys to export (firing or tripped first, then the busiest, then by name) and how many are left out.
+
+    >>> from types import SimpleNamespace as S
+    >>> a, b, c = Key("p", "a", "m"), Key("p", "b", "m"), Key("p", "c", "m")
+    >>> select_keys({a: S(requests=1), b: S(requests=9), c: S(requests=0)}, {c: "open"}, 2)
+    ([Key(provider='p', region='c', model='m'), Key(provider='p', region='b', model='m')], 1)
+    """
+    keys = sorted(set(status) | set(breakers), key=lambda k: _priority(k, status.get(k), breakers.get(k)))
+    return keys[:max_keys], max(0, len(keys) - max_keys)
 
 
 def _priority(key: Key, st: Any, breaker: str | None) -> tuple[int, float, Key]:

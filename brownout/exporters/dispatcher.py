@@ -103,8 +103,7 @@ class AlertDispatcher:
         now = clock()
         for alert in self.outbox.alerts():
             self._remember(alert)
-            # After a restart the group's history is unknown: changes go out after group_wait,
-            # repeats not before a full repeat interval.
+            # After a restart the group's history is unknown: let changes go out after group_wait.
             group = self._groups.setdefault(_group_key(alert), _Group(now + group_wait))
             group.last_sent.update((name, now - group_interval) for name in self._senders)
 
@@ -260,6 +259,10 @@ class AlertDispatcher:
         changed = bool(new or resolved) and (last is None or now - last >= self.group_interval - _EPS)
         repeat = bool(visible) and last is not None and now - last >= self._repeat(sender) - _EPS
         if not (changed or repeat):
+            return
+        if not changed and any(n.group_key == gk for n in self.outbox.pending(name)):
+            # The receiver is behind: a repeat would only grow the queue behind the same content.
+            group.last_sent[name] = now
             return
         if sender.per_alert:
             batches = [[a] for a in (visible if repeat else new) + resolved]

@@ -172,6 +172,19 @@ def test_a_notifier_can_ask_for_its_own_repeat_interval(clock: FakeClock) -> Non
     assert len(am.delivered) >= 5 and len(slack.delivered) == 1
 
 
+def test_repeats_do_not_pile_up_while_the_receiver_is_down(clock: FakeClock) -> None:
+    am = RecordingNotifier("alertmanager", repeat_interval=60.0, fail=[Delivery.transient("503")] * 10_000)
+    d = make(clock, am)
+    t0 = clock.now
+    d.observe(decision(t0))
+    for t in range(30, 3600, 60):
+        tick(d, clock, t0 + t)
+    assert len(d.pending()) == 1
+    am.fail.clear()
+    tick(d, clock, t0 + 3630)
+    assert d.pending() == [] and len(am.delivered) >= 1
+
+
 def test_permanent_refusals_are_dropped_and_counted(clock: FakeClock) -> None:
     rec = RecordingNotifier(fail=[Delivery.permanent("HTTP 400", 400)])
     metrics = Results()

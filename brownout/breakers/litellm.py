@@ -15,8 +15,9 @@ Key, or a function of the deployment dict).
 >>> deployment_key({"model": "azure/gpt-4o-prod", "region_name": "swedencentral",
 ...                 "api_base": "https://x.openai.azure.com"})
 Key(provider='azure.ai.openai', region='swedencentral', model='gpt-4o-prod')
->>> deployment_key({"model": "gpt-4o", "api_base": "http://127.0.0.1:8001/v1"})
-Key(provider='openai', region='127.0.0.1:8001', model='gpt-4o')
+>>> deployment_key({"model": "bedrock/anthropic.claude-3-5-sonnet",
+...                 "api_base": "https://bedrock-runtime.us-west-2.amazonaws.com"})
+Key(provider='aws.bedrock', region='us-west-2', model='anthropic.claude-3-5-sonnet')
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 from litellm.integrations.custom_logger import CustomLogger
 
 from brownout import semconv as sc
+from brownout.hooks._targets import provider_for_host, region_for_host
 from brownout.model import Key
 
 __all__ = ["BrownoutRouterGuard", "deployment_key"]
@@ -49,12 +51,15 @@ KeyMapping = Mapping[str, Key] | Callable[[Mapping[str, Any]], Key | None]
 
 
 def deployment_key(litellm_params: Mapping[str, Any]) -> Key:
-    """The breaker key of a deployment, from its ``litellm_params``.
+    """The breaker key of a deployment, from its ``litellm_params``; the same key the hooks'
+    LiteLLM logger reports for calls to it.
 
-    provider: ``custom_llm_provider``, else the ``provider/`` prefix of ``model`` (default
-    ``openai``), named as ``gen_ai.provider.name``; region: ``region_name``,
-    ``aws_region_name`` or ``vertex_location``, else the ``api_base`` host, else
-    ``default``; model: ``model`` without the provider prefix.
+    provider: the ``api_base`` host when it names one (Azure OpenAI, Bedrock, Vertex AI), else
+    ``custom_llm_provider`` or the ``provider/`` prefix of ``model`` (default ``openai``), named
+    as ``gen_ai.provider.name``; region: ``region_name``, ``aws_region_name`` or
+    ``vertex_location``, else from the ``api_base`` host as the hooks resolve it
+    (``brownout.hooks.configure(regions=...)``, the region in the URL, else ``global``);
+    model: ``model`` without the provider prefix.
     """
     raw_model = str(litellm_params.get("model") or "")
     prefix, _, rest = raw_model.partition("/")
@@ -64,11 +69,15 @@ def deployment_key(litellm_params: Mapping[str, Any]) -> Key:
         provider = provider or prefix
         model = rest
     provider = str(provider or "openai")
-    provider = _PROVIDERS.get(provider) or sc.LEGACY_PROVIDERS.get(provider, provider)
+    host = ""
+    if litellm_params.get("api_base"):
+        try:
+            host = (urlsplit(str(litellm_params["api_base"])).hostname or "").lower()
+        except ValueError:
+            host = ""
+    provider = provider_for_host(host, "") or _PROVIDERS.get(provider) or sc.LEGACY_PROVIDERS.get(provider, provider)
     region = next((str(litellm_params[p]) for p in _REGION_PARAMS if litellm_params.get(p)), None)
-    if region is None and litellm_params.get("api_base"):
-        region = urlsplit(str(litellm_params["api_base"])).netloc or None
-    return Key(provider, region or "default", model or "unknown")
+    return Key(provider, region or region_for_host(host), model or "unknown")
 
 
 class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]

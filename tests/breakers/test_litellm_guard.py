@@ -199,12 +199,15 @@ async def test_telemetry_callbacks_are_forwarded(servers, callbacks):
 @pytest.mark.parametrize("params, key", [
     ({"model": "openai/gpt-4o", "region_name": "eastus"}, Key("openai", "eastus", "gpt-4o")),
     ({"model": "gpt-4o", "custom_llm_provider": "azure", "api_base": "https://a.openai.azure.com/"},
-     Key("azure.ai.openai", "a.openai.azure.com", "gpt-4o")),
+     Key("azure.ai.openai", "global", "gpt-4o")),
+    ({"model": "azure/prod", "api_base": "https://res.openai.azure.com/", "region_name": "swedencentral"},
+     Key("azure.ai.openai", "swedencentral", "prod")),
+    ({"model": "gpt-4o", "api_base": "http://127.0.0.1:8001/v1"}, Key("openai", "global", "gpt-4o")),
     ({"model": "bedrock/anthropic.claude-3", "aws_region_name": "us-east-1"},
      Key("aws.bedrock", "us-east-1", "anthropic.claude-3")),
     ({"model": "vertex_ai/gemini-2.0", "vertex_location": "europe-west4"},
      Key("gcp.vertex_ai", "europe-west4", "gemini-2.0")),
-    ({"model": "anthropic/claude-sonnet-4"}, Key("anthropic", "default", "claude-sonnet-4")),
+    ({"model": "anthropic/claude-sonnet-4"}, Key("anthropic", "global", "claude-sonnet-4")),
 ])
 def test_deployment_key(params, key):
     assert deployment_key(params) == key

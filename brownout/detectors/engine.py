@@ -294,12 +294,12 @@ class Engine:
         ttft = ks.ttft.quantile(td["quantile"]) if ks.ttft.count >= max(td["min_requests"], 1) else None
         ttft_base = _envelope(ks.base_ttft, t, td["window"], max)
         if td["enabled"]:
-            self._relative(ks, "ttft_drift", t, ttft, ttft_base, td, out, above=True)
+            self._relative(ks, "ttft_drift", t, ttft, ttft_base, td, out, ks.ttft, above=True)
         lp = r["latency_p95"]
         lat = ks.latency.quantile(lp["quantile"]) if ks.latency.count >= max(lp["min_requests"], 1) else None
         lat_base = _envelope(ks.base_latency, t, lp["window"], max)
         if lp["enabled"]:
-            self._relative(ks, "latency_p95", t, lat, lat_base, lp, out, above=True)
+            self._relative(ks, "latency_p95", t, lat, lat_base, lp, out, ks.latency, above=True)
         lb = r["latency_breaker"]
         if lb["enabled"]:
             lbv = ks.latency_brk.quantile(lb["quantile"]) if ks.latency_brk.count >= max(lb["min_requests"], 1) else None
@@ -317,7 +317,7 @@ class Engine:
         tps = ks.tps.quantile(tp["quantile"]) if ks.tps.count >= max(tp["min_requests"], 1) else None
         tps_base = _envelope(ks.base_tps, t, tp["window"], min)
         if tp["enabled"]:
-            self._relative(ks, "throughput", t, tps, tps_base, tp, out, above=False)
+            self._relative(ks, "throughput", t, tps, tps_base, tp, out, ks.tps, above=False)
         it = r["itl"]
         itl = ks.itl.quantile(it["quantile"]) if ks.itl.count >= max(it["min_requests"], 1) else None
         if it["enabled"]:
@@ -378,7 +378,7 @@ class Engine:
         return ratio
 
     def _relative(self, ks: _KeyState, name: str, t: float, obs: float | None, base: float | None,
-                  rule: dict[str, Any], out: list[Finding], *, above: bool) -> None:
+                  rule: dict[str, Any], out: list[Finding], hist: RollingHistogram, *, above: bool) -> None:
         limit = rule["limit"]
         clear_limit = rule["clear_limit"]
         if limit is not None and clear_limit is None:
@@ -387,11 +387,16 @@ class Engine:
         if obs is None:
             clear = True
         elif above:
-            fire = (base is not None and obs >= rule["fire_ratio"] * base) or (limit is not None and obs >= limit)
+            # fire only when confidently past the threshold: the margin shrinks with traffic
+            z = rule["confidence_z"]
+            sure = obs * math.exp(-z * hist.log_se(rule["quantile"])) if z else obs
+            fire = (base is not None and sure >= rule["fire_ratio"] * base) or (limit is not None and sure >= limit)
             clear = ((base is None or obs < rule["clear_ratio"] * base)
                      and (clear_limit is None or obs < clear_limit))
         else:
-            fire = (base is not None and obs <= rule["fire_ratio"] * base) or (limit is not None and obs <= limit)
+            z = rule["confidence_z"]
+            sure = obs * math.exp(z * hist.log_se(rule["quantile"])) if z else obs
+            fire = (base is not None and sure <= rule["fire_ratio"] * base) or (limit is not None and sure <= limit)
             clear = ((base is None or obs > rule["clear_ratio"] * base)
                      and (clear_limit is None or obs > clear_limit))
         self._life(ks, name, t, fire, clear, obs, base, rule, out)

@@ -20,7 +20,9 @@ cost O(samples) per step and memory grows with traffic (see bench/collector_thro
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 from collections import deque
 from typing import Any, Sequence
 
@@ -94,6 +96,13 @@ def bin_counts(values: Sequence[float]) -> SparseCounts:
     return nz, dense[nz], len(values)
 
 
+@functools.lru_cache(maxsize=64)
+def _quantile_factor(q: float) -> float:
+    q = min(max(q, 0.01), 0.99)
+    nd = statistics.NormalDist()
+    return math.sqrt(q * (1 - q)) / nd.pdf(nd.inv_cdf(q))
+
+
 def nearest_rank(n: int, q: float) -> int:
     """1-based nearest rank of quantile ``q`` among ``n`` samples (numpy's ``inverted_cdf``).
 
@@ -157,6 +166,20 @@ class RollingHistogram:
             self._cum = self._hist.cumsum()
         i = int(self._cum.searchsorted(nearest_rank(self.count, q)))
         return float(_BIN_VALUES[i])
+
+    def log_se(self, q: float) -> float:
+        """Standard error of ``log(quantile(q))``: the log-spread (from the IQR) x k(q) / sqrt(n).
+
+        ``k(q) = sqrt(q (1 - q)) / pdf(ppf(q))`` is the large-sample factor for a normal quantile
+        (1.25 for the median, 2.1 for p95). Detectors use it to demand a margin above a threshold
+        that shrinks with traffic: a key with 20 requests a minute does not alert on noise.
+        """
+        if self.count < 2:
+            return math.inf
+        lo, hi = self.quantile(0.25), self.quantile(0.75)
+        assert lo is not None and hi is not None
+        sigma = max(math.log(hi / lo) / 1.349, _LOG_GAMMA)
+        return sigma * _quantile_factor(q) / math.sqrt(self.count)
 
 
 class RollingSum:

@@ -87,7 +87,8 @@ _SEVERITY = _choice("info", "warning", "critical", "page", "ticket")
 
 _ALERT = {"enabled": _boolean, "severity": _SEVERITY, "for": _SECONDS0, "keep_firing_for": _SECONDS0}
 _RELATIVE = {**_ALERT, "window": _SECONDS, "quantile": _number(0, 1), "fire_ratio": _RATIO,
-             "clear_ratio": _RATIO, "limit": _OPT_POS, "clear_limit": _OPT_POS, "min_requests": _COUNT}
+             "clear_ratio": _RATIO, "limit": _OPT_POS, "clear_limit": _OPT_POS, "min_requests": _COUNT,
+             "confidence_z": _number(0)}
 _TIER = {"burn": _RATIO, "long": _SECONDS, "short": _SECONDS, "severity": _SEVERITY,
          "for": _SECONDS0, "keep_firing_for": _SECONDS0}
 

@@ -40,10 +40,10 @@ def event_of(obs: Observation, offset: float) -> Event:
     """
     ts = obs.chunk_times
     ttft = None
-    if ts:
-        ttft = max(0.0, ts[0] - obs.t0)
-    elif obs.ttft_at is not None:
+    if obs.ttft_at is not None:
         ttft = max(0.0, obs.ttft_at - obs.t0)
+    elif ts:
+        ttft = max(0.0, ts[0] - obs.t0)
     itl = itl_stats(ts) if len(ts) > 1 else None
     reasons = obs.finish_reasons
     return Event(

@@ -25,20 +25,21 @@ _sink: list[Callable[["Observation"], None]] = [lambda obs: None]
 def error_type_of(exc: BaseException) -> str:
     """The low-cardinality ``error.type`` of an exception.
 
-    The HTTP status as a string when the exception carries one (``status_code`` or ``status``),
-    ``"timeout"`` for timeouts, else the exception's class name.
+    ``"timeout"`` for timeouts (first: LiteLLM's Timeout carries a made-up 408), the HTTP status
+    as a string when the exception carries one (``status_code`` or ``status``), else the
+    exception's class name.
 
     >>> class RateLimit(Exception):
     ...     status_code = 429
     >>> error_type_of(RateLimit()), error_type_of(TimeoutError()), error_type_of(KeyError("x"))
     ('429', 'timeout', 'KeyError')
     """
-    status = status_code_of(exc)
-    if status is not None:
-        return str(status)
     name = type(exc).__name__
     if isinstance(exc, TimeoutError) or "Timeout" in name:
         return "timeout"
+    status = status_code_of(exc)
+    if status is not None:
+        return str(status)
     return name
 
 
@@ -121,7 +122,7 @@ class Observation:
         """Record an exception as this call's error (``error.type``, ``http.response.status_code``)."""
         try:
             self.error_type = error_type_of(exc)
-            self.status_code = status_code_of(exc)
+            self.status_code = status_code_of(exc) if self.error_type != "timeout" else None
             if self.stream and self.chunk_times:
                 self.finish_reasons = ("error",)
         except Exception:  # never hurt the host app

@@ -1,0 +1,188 @@
+"""LiteLLM integration: a ``CustomLogger`` whose success, failure and per-chunk stream hooks
+emit one event per LiteLLM call (any provider LiteLLM speaks to).
+
+Two lines::
+
+    import litellm, brownout.hooks
+    litellm.callbacks = [brownout.hooks.BrownoutLogger()]
+
+Times come from LiteLLM (``start_time``, ``end_time``, ``completion_start_time`` and the time of
+each streamed chunk), so the event matches what LiteLLM measured. Content is never read. Use
+this or the SDK integrations for a given call path, not both: LiteLLM calls the OpenAI SDK
+itself, and instrumenting both would count those calls twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from datetime import datetime
+from time import perf_counter
+from typing import Any, Mapping
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from brownout.hooks._observation import Observation
+from brownout.hooks._targets import provider_for_host, target_from_url
+
+log = logging.getLogger("brownout.hooks")
+
+__all__ = ["BrownoutLogger", "PROVIDERS"]
+
+#: LiteLLM's ``custom_llm_provider`` -> ``gen_ai.provider.name``.
+PROVIDERS: dict[str, str] = {
+    "openai": "openai", "text-completion-openai": "openai", "azure": "azure.ai.openai",
+    "azure_text": "azure.ai.openai", "azure_ai": "azure.ai.inference", "anthropic": "anthropic",
+    "bedrock": "aws.bedrock", "sagemaker": "aws.sagemaker", "vertex_ai": "gcp.vertex_ai",
+    "vertex_ai_beta": "gcp.vertex_ai", "gemini": "gcp.gemini", "groq": "groq", "mistral": "mistral_ai",
+    "cohere": "cohere", "cohere_chat": "cohere", "deepseek": "deepseek", "xai": "x_ai",
+    "perplexity": "perplexity", "watsonx": "ibm.watsonx.ai",
+}
+
+_MAX_OPEN = 10_000  # streams whose chunk times we hold at once; the oldest are forgotten
+
+
+def _ts(t: Any) -> float | None:
+    if isinstance(t, datetime):
+        return t.timestamp()
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return float(t)
+    return None
+
+
+class BrownoutLogger(CustomLogger):  # type: ignore[misc]
+    """LiteLLM callback: ``litellm.callbacks = [BrownoutLogger()]``.
+
+    ``region`` names the region of every call; otherwise it comes from LiteLLM's
+    ``aws_region_name`` / ``vertex_location``, then from ``api_base`` (see ``configure(regions=...)``).
+    """
+
+    def __init__(self, region: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError(f"region must be a non-empty string, got {region!r}")
+        self.region = region
+        self._chunks: OrderedDict[str, tuple[list[float], list[float]]] = OrderedDict()
+        self._done: OrderedDict[str, None] = OrderedDict()
+
+    # --- per-chunk ------------------------------------------------------------------------------
+    # LiteLLM calls both the sync and the async chunk hook for one chunk, from a thread pool and
+    # an event loop, and may call the success hook before the last of them: chunk times are
+    # kept per hook (the longer list wins) and are best effort.
+    def log_stream_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._chunk(kwargs, end_time, 0)
+
+    async def async_log_stream_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._chunk(kwargs, end_time, 1)
+
+    def _chunk(self, kwargs: Any, end_time: Any, source: int) -> None:
+        try:
+            call_id = kwargs.get("litellm_call_id")
+            t = _ts(end_time)
+            if call_id is None or t is None or call_id in self._done:
+                return
+            lists = self._chunks.get(call_id)
+            if lists is None:
+                lists = self._chunks[call_id] = ([], [])
+                if len(self._chunks) > _MAX_OPEN:
+                    self._chunks.popitem(last=False)
+            lists[source].append(t)
+        except Exception:
+            log.debug("brownout: could not record a LiteLLM chunk", exc_info=True)
+
+    # --- outcome ---------------------------------------------------------------------------------
+    def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._emit(kwargs, response_obj, start_time, end_time, None)
+
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any,
+                                      end_time: Any) -> None:
+        self._emit(kwargs, response_obj, start_time, end_time, None)
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._emit(kwargs, response_obj, start_time, end_time, kwargs.get("exception"))
+
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any,
+                                      end_time: Any) -> None:
+        self._emit(kwargs, response_obj, start_time, end_time, kwargs.get("exception"))
+
+    def _emit(self, kwargs: Mapping[str, Any], response: Any, start_time: Any, end_time: Any,
+              exc: BaseException | None) -> None:
+        try:
+            call_id = kwargs.get("litellm_call_id")
+            if call_id is not None:
+                # LiteLLM may call both the sync and the async hook for one call: emit once.
+                if call_id in self._done:
+                    return
+                self._done[call_id] = None
+                if len(self._done) > _MAX_OPEN:
+                    self._done.popitem(last=False)
+            obs = self._observation(kwargs, response, start_time, end_time, exc)
+            if obs is not None:
+                obs.end(obs.t1)
+        except Exception:
+            log.debug("brownout: could not build an event from LiteLLM", exc_info=True)
+
+    def _observation(self, kwargs: Mapping[str, Any], response: Any, start_time: Any, end_time: Any,
+                     exc: BaseException | None) -> Observation | None:
+        params = kwargs.get("litellm_params") or {}
+        slo = kwargs.get("standard_logging_object") or {}
+        llm_provider = params.get("custom_llm_provider") or slo.get("custom_llm_provider") or "unknown"
+        api_base = params.get("api_base") or slo.get("api_base") or ""
+        host_provider = provider_for_host(_host(api_base), "")
+        provider = host_provider or PROVIDERS.get(llm_provider, llm_provider)
+        region = self.region or params.get("aws_region_name") or params.get("vertex_location") or None
+        target = target_from_url(api_base, provider, region, provider)
+        model = kwargs.get("model") or slo.get("model") or "unknown"
+        stream = bool(kwargs.get("stream"))
+        offset = time.time() - perf_counter()  # LiteLLM gives wall-clock times
+        t0 = _ts(start_time)
+        t1 = _ts(end_time)
+        if t0 is None:
+            return None
+        obs = Observation(target.provider, target.region, str(model), "chat", stream, None,
+                          target.server_address, target.server_port)
+        obs.t0 = t0 - offset
+        obs.t1 = (t1 if t1 is not None and t1 >= t0 else t0) - offset
+        lists = self._chunks.pop(kwargs.get("litellm_call_id"), None) if kwargs.get("litellm_call_id") else None
+        times = sorted(max(lists, key=len)) if lists else None
+        if stream:
+            first = _ts(kwargs.get("completion_start_time"))
+            if first is not None and t0 <= first <= (t1 or first) and (times or first != t1):
+                obs.ttft_at = first - offset
+            if times:
+                obs.chunk_times = [t - offset for t in times if t >= t0]
+        if exc is not None:
+            obs.fail(exc)
+            if obs.error_type is None:  # fail() could not classify it
+                obs.error_type = type(exc).__name__
+            return obs
+        _read_response(obs, response)
+        return obs
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return (urlsplit(str(url)).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _read_response(obs: Observation, r: Any) -> None:
+    if r is None:
+        return
+    get = r.get if isinstance(r, Mapping) else (lambda k, d=None: getattr(r, k, d))
+    obs.response_model = get("model") or None
+    usage = get("usage")
+    if usage is not None:
+        ug = usage.get if isinstance(usage, Mapping) else (lambda k, d=None: getattr(usage, k, d))
+        obs.usage(ug("prompt_tokens"), ug("completion_tokens"))
+    reasons = []
+    for ch in get("choices") or ():
+        fr = ch.get("finish_reason") if isinstance(ch, Mapping) else getattr(ch, "finish_reason", None)
+        if fr:
+            reasons.append(str(fr))
+    if reasons:
+        obs.finish_reasons = tuple(reasons)

@@ -8,7 +8,7 @@ import pytest
 from hooks_llm_server import Plan
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map
-litellm = pytest.importorskip("litellm")
+import litellm  # noqa: E402
 
 from brownout.hooks import BrownoutLogger  # noqa: E402
 from brownout.model import Key  # noqa: E402

@@ -191,13 +191,17 @@ def test_prometheus_rule_has_well_formed_alerts(render: Any, ci_values: Path) ->
         return
     (rule,) = rules
     groups = rule["spec"]["groups"]
-    names = [r["alert"] for g in groups for r in g["rules"]]
+    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    records = [r for g in groups for r in g["rules"] if "record" in r]
+    names = [r["alert"] for r in alerts]
     assert len(names) == len(set(names)) and names
-    for g in groups:
-        for r in g["rules"]:
-            assert set(r) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}, r["alert"]
-            assert "brownout_" in r["expr"] and r["labels"]["severity"] in {"info", "warning", "critical"}
-            assert r["annotations"]["summary"]
+    for r in alerts:
+        assert set(r) <= {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}, r["alert"]
+        assert "brownout_" in r["expr"] and r["labels"]["severity"] in {"info", "warning", "critical"}, r["alert"]
+        assert r["annotations"]["summary"], r["alert"]
+    for r in records:
+        assert set(r) <= {"record", "expr", "labels"} and ":" in r["record"], r["record"]
+    assert len(alerts) + len(records) == sum(len(g["rules"]) for g in groups)
 
 
 def test_scaled_object_reads_the_collector_consumer_lag(render: Any, ci_values: Path) -> None:

@@ -15,7 +15,9 @@ DASHBOARD = ROOT / "dashboards" / "brownout.json"
 RULES_SOURCE = ROOT / "deploy" / "prometheus" / "brownout-rules.yaml"
 EXPORTER = ROOT / "brownout" / "exporters" / "prometheus.py"
 MONITORING = CHART / "ci" / "monitoring-values.yaml"
-METRIC = re.compile(r"\bbrownout_[a-z0-9_]+\b")
+METRIC = re.compile(r"\bbrownout_[a-z0-9_]+\b(?![:\w])")  # not recording-rule names (brownout_key:...)
+KEYED = re.compile(r"\bbrownout_(key_|breaker_|alerts_)")
+SERIES_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -45,6 +47,8 @@ def test_the_dashboard_is_templated_by_datasource_provider_region_and_model() ->
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+            if not KEYED.search(target["expr"]):
+                continue  # collector-wide series carry no key labels
             for name in ("provider", "region", "model"):
                 assert f'{name}=~"${name}"' in target["expr"], f"{panel['title']}: {target['expr']} ignores ${name}"
 
@@ -76,14 +80,32 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
     assert {v["text"] for v in mapping.values()} == {"closed", "half_open", "open"}
 
 
-def test_dashboard_metrics_are_ones_the_exporter_defines() -> None:
+def exported_metrics() -> set[str]:
+    """Metric names the Prometheus exporter defines (counters and histograms by their family name)."""
     if not EXPORTER.exists():
         pytest.skip("brownout/exporters/prometheus.py is not written yet: the dashboard uses the agreed names")
-    exported = set(METRIC.findall(EXPORTER.read_text()))
-    prefixed = {m for m in re.findall(r'"((?:key|breaker|alerts)_[a-z0-9_]+)"', EXPORTER.read_text())}
-    exported |= {f"brownout_{m}" for m in prefixed}
-    used = set(METRIC.findall(DASHBOARD.read_text()))
-    assert used <= exported, f"dashboard uses metrics the exporter does not define: {sorted(used - exported)}"
+    return set(METRIC.findall(EXPORTER.read_text()))
+
+
+def family(series: str) -> str:
+    for suffix in SERIES_SUFFIXES:
+        if series.endswith(suffix):
+            return series[: -len(suffix)]
+    return series
+
+
+def test_dashboard_metrics_are_ones_the_exporter_defines() -> None:
+    exported = exported_metrics()
+    used = {m for m in METRIC.findall(DASHBOARD.read_text())}
+    unknown = sorted(m for m in used if m not in exported and family(m) not in exported)
+    assert not unknown, f"the dashboard uses metrics the exporter does not define: {unknown}"
+
+
+def test_prometheus_rules_use_metrics_the_exporter_defines() -> None:
+    exported = exported_metrics()
+    used = set(METRIC.findall((CHART / "files" / "prometheus-rules.yaml").read_text()))
+    unknown = sorted(m for m in used if m not in exported and family(m) not in exported)
+    assert not unknown, f"the Prometheus rules use metrics the exporter does not define: {unknown}"
 
 
 def test_the_dashboard_config_map_is_labelled_for_the_grafana_sidecar(render: Any) -> None:
@@ -105,9 +127,8 @@ def test_the_prometheus_rule_mirrors_the_repository_rules(render: Any) -> None:
         "copy deploy/prometheus/brownout-rules.yaml to helm/brownout/files/prometheus-rules.yaml")
 
 
-def test_prometheus_rules_and_dashboard_use_the_same_metric_family() -> None:
-    shipped = (CHART / "files" / "prometheus-rules.yaml").read_text()
-    in_rules = set(METRIC.findall(shipped))
+def test_every_per_key_metric_the_rules_alert_on_is_on_the_dashboard() -> None:
+    in_rules = {m for m in METRIC.findall((CHART / "files" / "prometheus-rules.yaml").read_text()) if KEYED.match(m)}
     in_dashboard = set(METRIC.findall(DASHBOARD.read_text()))
     assert in_rules <= in_dashboard, f"rules alert on metrics the dashboard never shows: {sorted(in_rules - in_dashboard)}"
 

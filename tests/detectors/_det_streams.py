@@ -51,8 +51,12 @@ def merge(*streams: Iterable[Event]) -> list[Event]:
     return sorted((e for s in streams for e in s), key=lambda e: e.start)
 
 
-def replay(events: Iterable[Event], engine: Engine | None = None, *, every: float = 1.0) -> list[Finding]:
-    """Feed events in start order, advancing with the max start seen (the replay clock)."""
+def replay(events: Iterable[Event], engine: Engine | None = None, *, every: float = 1.0,
+           final: bool = True) -> list[Finding]:
+    """Feed events in start order, advancing with the max start seen (the replay clock).
+
+    ``final``: drain an hour past the last event at the end (as replay does at end of file).
+    """
     engine = engine or Engine()
     out: list[Finding] = []
     last = None
@@ -63,7 +67,8 @@ def replay(events: Iterable[Event], engine: Engine | None = None, *, every: floa
         if last is None or now - last >= every:
             out.extend(engine.advance(now))
             last = now
-    out.extend(engine.advance(now + 3600.0))
+    if final:
+        out.extend(engine.advance(now + 3600.0))
     return out
 
 

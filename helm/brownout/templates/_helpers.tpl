@@ -184,10 +184,14 @@ rules.yaml: |
 {{- end }}
 {{- end }}
 
-{{/* Volumes shared by the collector and the init-topics Job; $configMap names the ConfigMap to mount. */}}
+{{/*
+Volumes of the collector and the init-topics Job: (list $ configMapName kafkaOnly). The Job
+(kafkaOnly true) gets the Kafka credentials and none of the notification or signing secrets.
+*/}}
 {{- define "brownout.volumes" -}}
 {{- $root := index . 0 }}
 {{- $configMap := index . 1 }}
+{{- $all := not (index . 2) }}
 {{- $v := $root.Values -}}
 - name: config
   configMap:
@@ -222,7 +226,7 @@ rules.yaml: |
         path: {{ $v.kafka.tls.keyKey }}
       {{- end }}
 {{- end }}
-{{- if $v.notify.slack.existingSecret }}
+{{- if and $all $v.notify.slack.existingSecret }}
 - name: slack
   secret:
     secretName: {{ $v.notify.slack.existingSecret }}
@@ -231,7 +235,7 @@ rules.yaml: |
       - key: {{ $v.notify.slack.key }}
         path: webhook-url
 {{- end }}
-{{- if $v.notify.pagerduty.existingSecret }}
+{{- if and $all $v.notify.pagerduty.existingSecret }}
 - name: pagerduty
   secret:
     secretName: {{ $v.notify.pagerduty.existingSecret }}
@@ -240,7 +244,7 @@ rules.yaml: |
       - key: {{ $v.notify.pagerduty.key }}
         path: routing-key
 {{- end }}
-{{- if $v.signing.existingSecret }}
+{{- if and $all $v.signing.existingSecret }}
 - name: signing
   secret:
     secretName: {{ $v.signing.existingSecret }}
@@ -251,8 +255,11 @@ rules.yaml: |
 {{- end }}
 {{- end }}
 
+{{/* Mounts matching "brownout.volumes": (list $ kafkaOnly). */}}
 {{- define "brownout.volumeMounts" -}}
-{{- $p := include "brownout.paths" . | fromYaml -}}
+{{- $root := index . 0 }}
+{{- $all := not (index . 1) }}
+{{- $p := include "brownout.paths" $root | fromYaml -}}
 - name: config
   mountPath: {{ dir $p.config }}
   readOnly: true
@@ -260,27 +267,27 @@ rules.yaml: |
   mountPath: /tmp
 - name: data
   mountPath: {{ $p.data }}
-{{- if .Values.kafka.sasl.existingSecret }}
+{{- if $root.Values.kafka.sasl.existingSecret }}
 - name: kafka-sasl
   mountPath: {{ dir $p.kafkaPassword }}
   readOnly: true
 {{- end }}
-{{- if .Values.kafka.tls.existingSecret }}
+{{- if $root.Values.kafka.tls.existingSecret }}
 - name: kafka-tls
   mountPath: {{ $p.kafkaTls }}
   readOnly: true
 {{- end }}
-{{- if .Values.notify.slack.existingSecret }}
+{{- if and $all $root.Values.notify.slack.existingSecret }}
 - name: slack
   mountPath: {{ dir $p.slack }}
   readOnly: true
 {{- end }}
-{{- if .Values.notify.pagerduty.existingSecret }}
+{{- if and $all $root.Values.notify.pagerduty.existingSecret }}
 - name: pagerduty
   mountPath: {{ dir $p.pagerduty }}
   readOnly: true
 {{- end }}
-{{- if .Values.signing.existingSecret }}
+{{- if and $all $root.Values.signing.existingSecret }}
 - name: signing
   mountPath: {{ dir $p.signing }}
   readOnly: true

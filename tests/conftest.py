@@ -33,6 +33,14 @@ def _kafka_broker_module():
     return module
 
 
+_broker_report: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _broker_report:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _integration_needs_kafka(request: pytest.FixtureRequest) -> None:
     """Every test marked ``integration`` gets the broker, even one that only reads the env var."""
@@ -48,12 +56,16 @@ def kafka_bootstrap() -> Iterator[str]:
         yield configured
         return
     kb = _kafka_broker_module()
-    broker = kb.KafkaBroker()
+    failure = None
     try:
+        broker = kb.KafkaBroker()
         broker.start()
     except kb.BrokerError as exc:
-        pytest.fail(f"the Kafka broker for integration tests did not start: {exc}", pytrace=False)
-    sys.stderr.write(f"\n[kafka] broker {broker.bootstrap_servers} ready in {broker.started_in:.1f} s\n")
+        failure = str(exc)
+    if failure is not None:
+        pytest.fail(f"the Kafka broker for integration tests did not start: {failure}", pytrace=False)
+    _broker_report.append(f"Kafka {kb.KAFKA_VERSION} broker {broker.bootstrap_servers} ready in "
+                          f"{broker.started_in:.1f} s")
     try:
         yield broker.bootstrap_servers
     finally:

@@ -1,8 +1,9 @@
-"""A local HTTP server speaking the OpenAI (chat completions, responses) and Anthropic (messages)
-wire protocols: JSON and SSE streaming, error statuses, a slow first byte, a stream cut mid-way.
+"""A fake LLM server for tests, benchmarks and examples: loopback HTTP speaking the OpenAI (chat
+completions, responses) and Anthropic (messages) wire protocols, JSON and SSE streaming, with
+error statuses, a slow first byte and a stream cut mid-way on demand.
 
-Each request takes the next :class:`Plan` queued with :meth:`LLMServer.plan` (or the default).
-Also used by ``bench/hook_overhead.py``.
+Each request takes the next :class:`Plan` queued with :meth:`FakeLLMServer.plan` (or ``default``).
+Used by the hooks' tests, ``bench/hook_overhead.py`` and ``examples/``. Standard library only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+__all__ = ["FakeLLMServer", "Plan"]
 
 
 @dataclass
@@ -196,16 +199,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    owner: "LLMServer"
+    owner: "FakeLLMServer"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that time out or cut the stream on purpose close their end mid-answer
 
 
-class LLMServer:
+class FakeLLMServer:
     """The server on a free loopback port, in a thread.
 
-    >>> with LLMServer() as s:
+    >>> with FakeLLMServer() as s:
     ...     s.url.startswith("http://127.0.0.1:")
     True
     """
@@ -213,7 +216,7 @@ class LLMServer:
     def __init__(self) -> None:
         self._plans: deque[Plan] = deque()
         self.default = Plan()
-        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -236,7 +239,7 @@ class LLMServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "LLMServer":
+    def __enter__(self) -> "FakeLLMServer":
         return self
 
     def __exit__(self, *exc: Any) -> None:

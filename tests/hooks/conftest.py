@@ -50,16 +50,16 @@ def captured() -> Iterator[Captured]:
 
 @pytest.fixture(scope="session")
 def llm_server():
-    from hooks_llm_server import LLMServer
+    from brownout.hooks.testing import FakeLLMServer
 
-    server = LLMServer()
+    server = FakeLLMServer()
     yield server
     server.close()
 
 
 @pytest.fixture
 def server(llm_server):
-    from hooks_llm_server import Plan
+    from brownout.hooks.testing import Plan
 
     llm_server.default = Plan()
     llm_server.requests.clear()

@@ -6,7 +6,7 @@ import gc
 
 import anthropic
 import pytest
-from hooks_llm_server import Plan
+from brownout.hooks.testing import Plan
 
 from brownout.hooks import instrument_anthropic, uninstrument_anthropic
 from brownout.model import Key

@@ -6,7 +6,7 @@ import gc
 
 import openai
 import pytest
-from hooks_llm_server import Plan
+from brownout.hooks.testing import Plan
 
 import brownout.hooks as hooks
 from brownout.hooks import instrument_openai, uninstrument_openai

@@ -16,6 +16,7 @@ from brownout.exporters.delivery import (
     classify_http,
 )
 from brownout.exporters.dispatcher import AlertDispatcher
+from brownout.exporters.integrations import build_notifiers
 from brownout.exporters.outbox import Notification, Outbox
 from brownout.exporters.pagerduty import PagerDutyNotifier
 from brownout.exporters.prometheus import (
@@ -45,5 +46,6 @@ __all__ = [
     "StatusBoard",
     "StatusSource",
     "WebhookNotifier",
+    "build_notifiers",
     "classify_http",
 ]

@@ -287,7 +287,8 @@ class MetricsServer:
         self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="brownout-metrics", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="brownout-metrics", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -100,7 +100,7 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
         rx = Receiver(validate, default_status)
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rx))
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         rx.server = server
         servers.append(server)
         return rx

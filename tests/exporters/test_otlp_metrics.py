@@ -91,7 +91,7 @@ def test_pushes_over_otlp_http_to_a_receiver() -> None:
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     board = StatusBoard()
     board.update({KEYS[0]: status(0)})
     otlp = OtlpKeyMetrics(board, endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1/metrics",

@@ -166,6 +166,9 @@ class AsyncBreakerBoard:
                 continue
             for raw in batch:
                 self.apply(raw)
+            if not batch:
+                # a zero poll timeout returns at once: yield, or this task starves the loop
+                await asyncio.sleep(0.01 if self.poll_timeout <= 0 else 0)
 
     # --- input ---------------------------------------------------------------------------
     def apply(self, raw: Record) -> str:

@@ -223,3 +223,14 @@ def test_sync_board_on_its_own_thread(registry, clock):
         assert done.is_set()
         assert board.healthy([A, B]) == [A, B]
     assert not board.ready
+
+
+async def test_zero_poll_timeout_does_not_starve_the_loop(registry, clock):
+    t = MemoryTransport()
+    board = AsyncBreakerBoard(t, clock=clock, registry=registry, poll_timeout=0.0)
+    await board.start(timeout=5.0)
+    try:
+        put(t, rec(A, "open"))
+        await eventually(lambda: board.state(A) == "open")
+    finally:
+        await board.stop()

@@ -181,6 +181,8 @@ class KafkaBroker:
 
     Parameters: ``libs`` (jar dir; fetched when None), ``port`` (client port; free when None),
     ``startup_timeout`` seconds, ``java`` executable, ``config`` extra server properties.
+    The JVM dies with the thread that started it (PR_SET_PDEATHSIG), so start it from the
+    main thread or another long-lived one.
     """
 
     def __init__(self, libs: Path | str | None = None, *, port: int | None = None,
@@ -261,13 +263,17 @@ class KafkaBroker:
         for attempt in range(3):
             try:
                 self._start_once(self.port if fixed_port else free_port())
-                self.started_in = time.monotonic() - began
-                return self
             except BrokerError as exc:
-                in_use = "Address already in use" in str(exc)
                 self._cleanup()
-                if fixed_port or not in_use or attempt == 2:
+                # Another process may take a "free" port between our probe and the JVM's bind.
+                if fixed_port or "Address already in use" not in str(exc) or attempt == 2:
                     raise
+                continue
+            except BaseException:
+                self._cleanup()
+                raise
+            self.started_in = time.monotonic() - began
+            return self
         raise AssertionError("unreachable")
 
     def _start_once(self, port: int) -> None:

@@ -120,3 +120,15 @@ def test_a_broker_that_cannot_start_raises_with_its_log() -> None:
     with pytest.raises(kb.BrokerError, match="no-such-role"):
         broker.start()
     assert broker.proc is None and broker.workdir is None
+
+
+@pytest.mark.integration
+def test_a_taken_port_is_reported_not_hidden() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        broker = kb.KafkaBroker(port=port)
+        with pytest.raises(kb.BrokerError, match="Address already in use"):
+            broker.start()
+    assert broker.proc is None and broker.workdir is None

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -143,34 +144,45 @@ class AlertDispatcher:
                     self._flush(gk, group, now)
 
     def deliver(self) -> None:
-        """Send what the outbox holds, oldest first; blocks while notifiers retry.
+        """Send what the outbox holds: each integration in its own thread, oldest first; blocks
+        while notifiers retry.
 
         A notification that still fails at its retry deadline stays queued, and later ones for
-        the same integration wait behind it (a resolve never overtakes its trigger).
+        the same integration wait behind it (a resolve never overtakes its trigger); one
+        integration being down does not hold the others back.
         """
         with self._deliver_lock:
-            blocked: set[str] = set()
+            queues: dict[str, list[Notification]] = {}
             for note in self.outbox.pending():
-                if note.integration in blocked:
-                    continue
-                sender = self._senders.get(note.integration)
-                if sender is None:
-                    log.warning("outbox: dropping notification %d for unknown integration %r",
-                                note.id, note.integration)
-                    self.outbox.ack(note.id)
-                    self._count(note.integration, "dropped")
-                    continue
-                result = sender.notify(note.alerts)
-                if result.ok:
-                    self.outbox.ack(note.id)
-                    self._count(note.integration, "delivered")
-                elif not result.retryable:
-                    log.error("%s refused notification %d: %s", note.integration, note.id, result.detail)
-                    self.outbox.ack(note.id)
-                    self._count(note.integration, "failed")
-                else:
-                    blocked.add(note.integration)
-                    self._count(note.integration, "deferred")
+                queues.setdefault(note.integration, []).append(note)
+            if len(queues) <= 1:
+                for name, notes in queues.items():
+                    self._deliver_queue(name, notes)
+                return
+            with ThreadPoolExecutor(max_workers=len(queues), thread_name_prefix="brownout-notify") as pool:
+                futures = [pool.submit(self._deliver_queue, name, notes) for name, notes in queues.items()]
+                for f in futures:
+                    f.result()
+
+    def _deliver_queue(self, name: str, notes: list[Notification]) -> None:
+        sender = self._senders.get(name)
+        for note in notes:
+            if sender is None:
+                log.warning("outbox: dropping notification %d for unknown integration %r", note.id, name)
+                self.outbox.ack(note.id)
+                self._count(name, "dropped")
+                continue
+            result = sender.notify(note.alerts)
+            if result.ok:
+                self.outbox.ack(note.id)
+                self._count(name, "delivered")
+            elif not result.retryable:
+                log.error("%s refused notification %d: %s", name, note.id, result.detail)
+                self.outbox.ack(note.id)
+                self._count(name, "failed")
+            else:
+                self._count(name, "deferred")
+                return
 
     def start(self, interval: float = 1.0) -> None:
         """Run :meth:`advance` and :meth:`deliver` every ``interval`` seconds in a daemon thread."""

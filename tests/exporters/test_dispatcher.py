@@ -248,6 +248,33 @@ def test_unknown_integrations_in_the_outbox_are_dropped(clock: FakeClock) -> Non
     assert box.pending() == [] and metrics.counts[("old", "dropped")] == 1
 
 
+def test_one_integration_down_does_not_hold_back_another(clock: FakeClock) -> None:
+    import threading
+
+    other_delivered = threading.Event()
+
+    class Waits(RecordingNotifier):
+        """Delivers only once the other integration has: deadlocks (and fails) if run in series."""
+
+        def notify(self, alerts):  # type: ignore[no-untyped-def]
+            seen = other_delivered.wait(10)
+            self.calls.append(list(alerts))
+            return Delivery.delivered() if seen else Delivery.permanent("ran in series")
+
+    class Signals(RecordingNotifier):
+        def notify(self, alerts):  # type: ignore[no-untyped-def]
+            result = super().notify(alerts)
+            other_delivered.set()
+            return result
+
+    a, b = Waits("a-slow"), Signals("b-fast")
+    d = AlertDispatcher([a, b], group_wait=0.0, clock=clock)
+    d.observe(decision(clock.now))
+    d.advance()
+    d.deliver()
+    assert len(b.delivered) == 1 and len(a.calls) == 1 and d.pending() == []
+
+
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="group_interval"):
         AlertDispatcher([], group_interval=0)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -40,7 +41,7 @@ def _redact(url: str) -> str:
     try:
         u = httpx.URL(url)
         return f"{u.scheme}://{u.host}/..."
-    except Exception:
+    except (httpx.InvalidURL, TypeError, ValueError):
         return "<url>"
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from brownout.model import Decision, Key
 
-__all__ = ["Alert", "BREAKER_ALERT", "SEVERITY_RANK", "format_value", "rfc3339"]
+__all__ = ["BREAKER_ALERT", "SEVERITY_RANK", "Alert", "format_value", "rfc3339"]
 
 #: The alertname of the alert an open breaker raises.
 BREAKER_ALERT = "breaker_open"
@@ -87,7 +88,7 @@ class Alert:
     def summary(self) -> str:
         return self.annotations.get("summary", self.alertname)
 
-    def resolved(self, at: float) -> "Alert":
+    def resolved(self, at: float) -> Alert:
         """This alert, resolved at ``at`` (unix seconds)."""
         return replace(self, status=RESOLVED, ends_at=at)
 
@@ -100,7 +101,7 @@ class Alert:
         runbook_url: str | None = None,
         window: float | None = None,
         generator_url: str = "",
-    ) -> "Alert | None":
+    ) -> Alert | None:
         """The alert a decision raises or resolves, or None when it is not notified.
 
         Alert decisions: ``firing`` raises, ``resolved`` resolves, ``pending`` is None. Breaker
@@ -155,7 +156,7 @@ class Alert:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Alert":
+    def from_dict(cls, d: Mapping[str, Any]) -> Alert:
         return cls(
             labels=dict(d["labels"]), annotations=dict(d["annotations"]),
             starts_at=float(d["starts_at"]),
@@ -208,7 +209,7 @@ def rfc3339(t: float) -> str:
     >>> rfc3339(0.5)
     '1970-01-01T00:00:00.500Z'
     """
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _annotations(decision: Decision, alertname: str, window: float | None,

@@ -20,18 +20,19 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from brownout.exporters.alerts import Alert
 
 __all__ = [
     "Delivery",
     "Notifier",
+    "RecordingNotifier",
+    "RetryingNotifier",
     "classify_http",
     "parse_retry_after",
-    "RetryingNotifier",
-    "RecordingNotifier",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,16 @@ class Delivery:
     detail: str = ""
 
     @classmethod
-    def delivered(cls, status: int | None = None) -> "Delivery":
+    def delivered(cls, status: int | None = None) -> Delivery:
         return cls(True, False, None, status)
 
     @classmethod
-    def transient(cls, detail: str, retry_after: float | None = None) -> "Delivery":
+    def transient(cls, detail: str, retry_after: float | None = None) -> Delivery:
         """A failure worth retrying that has no HTTP status (timeout, connection reset)."""
         return cls(False, True, retry_after, None, detail)
 
     @classmethod
-    def permanent(cls, detail: str, status: int | None = None) -> "Delivery":
+    def permanent(cls, detail: str, status: int | None = None) -> Delivery:
         return cls(False, False, None, status, detail)
 
 
@@ -73,9 +74,14 @@ class Notifier(Protocol):
     ``repeat_interval`` (seconds or None) overrides the dispatcher's for this integration.
     """
 
-    name: str
-    per_alert: bool
-    repeat_interval: float | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def per_alert(self) -> bool: ...
+
+    @property
+    def repeat_interval(self) -> float | None: ...
 
     def notify(self, alerts: Sequence[Alert]) -> Delivery: ...
 
@@ -127,7 +133,7 @@ def _header(headers: Mapping[str, str] | Any, name: str) -> str | None:
     value = headers.get(name) if hasattr(headers, "get") else None
     if value is not None:
         return str(value)
-    for k, v in getattr(headers, "items", lambda: [])():
+    for k, v in getattr(headers, "items", list)():
         if str(k).lower() == name:
             return str(v)
     return None

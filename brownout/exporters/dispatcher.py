@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from brownout.exporters.alerts import BREAKER_ALERT, FIRING, RESOLVED, SEVERITY_RANK, Alert
+from brownout.exporters.alerts import BREAKER_ALERT, FIRING, SEVERITY_RANK, Alert
 from brownout.exporters.delivery import Notifier, RetryingNotifier
 from brownout.exporters.outbox import Notification, Outbox
 from brownout.model import Decision, Key

@@ -23,7 +23,8 @@ as the SDK's ``InMemoryMetricReader`` in tests.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -34,7 +35,7 @@ from brownout import semconv as sc
 from brownout.exporters.prometheus import BREAKER_STATE_VALUES, StatusSource, select_keys
 from brownout.model import Key
 
-__all__ = ["OtlpKeyMetrics", "OTLP_GAUGES"]
+__all__ = ["OTLP_GAUGES", "OtlpKeyMetrics"]
 
 #: (OTel instrument name, KeyStatus attribute, unit, description)
 OTLP_GAUGES: tuple[tuple[str, str, str, str], ...] = (
@@ -107,7 +108,7 @@ class OtlpKeyMetrics:
         return callback
 
     def _breakers(self, options: CallbackOptions) -> Iterable[Observation]:
-        keys, status, breakers = self._snapshot()
+        keys, _, breakers = self._snapshot()
         for key in keys:
             state = breakers.get(key, "closed")
             if state in BREAKER_STATE_VALUES:

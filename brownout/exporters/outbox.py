@@ -24,12 +24,12 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from brownout.exporters.alerts import Alert
 
-__all__ = ["Outbox", "Notification"]
+__all__ = ["Notification", "Outbox"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

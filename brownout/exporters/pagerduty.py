@@ -16,7 +16,8 @@ retried by the wrapper.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
@@ -24,7 +25,7 @@ from brownout.exporters._http import clip, default_client, post_json
 from brownout.exporters.alerts import Alert, rfc3339
 from brownout.exporters.delivery import Delivery
 
-__all__ = ["PagerDutyNotifier", "pagerduty_event", "pagerduty_severity", "EVENTS_URL"]
+__all__ = ["EVENTS_URL", "PagerDutyNotifier", "pagerduty_event", "pagerduty_severity"]
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 MAX_SUMMARY = 1024

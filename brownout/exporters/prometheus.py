@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -39,13 +40,13 @@ from prometheus_client.registry import Collector
 from brownout.model import Decision, Key
 
 __all__ = [
-    "StatusSource",
-    "StatusBoard",
-    "KeyStatusCollector",
-    "CollectorMetrics",
-    "MetricsServer",
     "BREAKER_STATE_VALUES",
     "KEY_GAUGES",
+    "CollectorMetrics",
+    "KeyStatusCollector",
+    "MetricsServer",
+    "StatusBoard",
+    "StatusSource",
     "select_keys",
 ]
 

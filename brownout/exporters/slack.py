@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 
@@ -28,8 +29,15 @@ from brownout.exporters._http import clip, default_client, post_json
 from brownout.exporters.alerts import Alert, rfc3339
 from brownout.exporters.delivery import Delivery
 
-__all__ = ["SlackNotifier", "slack_message", "MAX_BLOCKS", "MAX_HEADER", "MAX_TEXT", "MAX_FIELDS",
-           "MAX_FIELD_TEXT"]
+__all__ = [
+    "MAX_BLOCKS",
+    "MAX_FIELDS",
+    "MAX_FIELD_TEXT",
+    "MAX_HEADER",
+    "MAX_TEXT",
+    "SlackNotifier",
+    "slack_message",
+]
 
 MAX_HEADER = 150
 MAX_TEXT = 3000

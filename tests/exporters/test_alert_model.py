@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from exporters_support import KEY, decision
 
 from brownout.exporters.alerts import BREAKER_ALERT, Alert, fingerprint
 from brownout.model import Key
-from exporters_support import KEY, decision
 
 
 def test_pending_is_not_notified_firing_and_resolved_are() -> None:

@@ -10,14 +10,14 @@ import random
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
+from exporters_support import KEY, FakeClock, decision, need_binary
 
 from brownout.exporters import AlertDispatcher, AlertmanagerNotifier, RetryingNotifier
-from exporters_support import KEY, FakeClock, decision, need_binary
 
 CONFIG = """\
 route:
@@ -113,4 +113,4 @@ def test_alertmanager_rejects_garbage_permanently(alertmanager: str) -> None:
 def _ends_in_future(ends_at: str) -> bool:
     from datetime import datetime
 
-    return datetime.fromisoformat(ends_at.replace("Z", "+00:00")).timestamp() > time.time()
+    return datetime.fromisoformat(ends_at).timestamp() > time.time()

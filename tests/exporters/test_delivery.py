@@ -6,6 +6,7 @@ import random
 from http import HTTPStatus
 
 import pytest
+from exporters_support import FakeClock
 
 from brownout.exporters.delivery import (
     Delivery,
@@ -14,7 +15,6 @@ from brownout.exporters.delivery import (
     classify_http,
     parse_retry_after,
 )
-from exporters_support import FakeClock
 
 RETRYABLE_4XX = {408, 425, 429}
 

@@ -7,10 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from exporters_support import KEY, FakeClock, decision
 
 from brownout.exporters import AlertDispatcher, Delivery, Outbox, RecordingNotifier, RetryingNotifier
 from brownout.model import Key
-from exporters_support import KEY, FakeClock, decision
 
 WEST = Key("openai", "westus", "gpt-4o")
 MINI = Key("openai", "eastus", "gpt-4o-mini")

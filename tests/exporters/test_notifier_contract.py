@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
+from exporters_support import FakeClock, decision
 
-import brownout.exporters as exporters
+from brownout import exporters
 from brownout.exporters import (
     AlertmanagerNotifier,
     Delivery,
@@ -19,7 +21,6 @@ from brownout.exporters import (
     WebhookNotifier,
 )
 from brownout.exporters.alerts import Alert
-from exporters_support import FakeClock, decision
 
 TIMEOUT = 0.3
 

@@ -145,6 +145,13 @@ class AsyncBreakerBoard:
         self._unregister()
         self.ready = False
 
+    async def __aenter__(self) -> "AsyncBreakerBoard":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def _rebuild(self, consumer: Consumer) -> None:
         targets = await consumer.end_offsets()
         while not await caught_up(consumer, targets):

@@ -82,8 +82,8 @@ class BreakerConfig:
                 raise bad(name, "must be > 0")
         if self.cooldown_max < self.cooldown_min:
             raise bad("cooldown_max", f"must be >= cooldown_min ({self.cooldown_min})")
-        if not self.growth >= 1:
-            raise bad("growth", "must be >= 1")
+        if not 1 <= self.growth <= 10:
+            raise bad("growth", "must be in [1, 10]")
         if not 0 <= self.jitter <= 1:
             raise bad("jitter", "must be in [0, 1]")
         if not 0 < self.probe_fraction <= 1:

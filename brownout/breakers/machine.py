@@ -33,6 +33,7 @@ from brownout import semconv as sc
 from brownout.breakers.config import BreakerConfig
 from brownout.breakers.record import ControlRecord, Signer
 from brownout.model import Decision, Event, Finding, Key
+from brownout.transport.base import Headers, Producer
 
 __all__ = ["BreakerBook"]
 
@@ -151,6 +152,7 @@ class BreakerBook:
             b.seq, b.published, b.dirty = rec.seq, True, False
             b.last_issued = rec.issued_at
             b.closed_at = rec.since if rec.state == "closed" and rec.rule else None
+            b.guard_last = rec.issued_at if rec.reason == "guard" else None
             if rec.state == "open" and rec.until is None:
                 b.until = rec.since + self.config.cooldown_min
             b.reset_probes()
@@ -205,12 +207,12 @@ class BreakerBook:
             b.dirty, b.published, b.last_issued = False, True, now
         return out
 
-    async def publish(self, producer, now: float, topic: str = sc.TOPIC_CONTROL) -> int:  # type: ignore[no-untyped-def]
+    async def publish(self, producer: Producer, now: float, topic: str = sc.TOPIC_CONTROL) -> int:
         """Send :meth:`records` to ``topic`` (signed when a signer is set), flush; return how many."""
         recs = self.records(now)
         for rec in recs:
             value = rec.to_bytes()
-            headers = ((sc.HEADER_CONTENT_TYPE, sc.CONTENT_FLAT_JSON.encode()),)
+            headers: Headers = ((sc.HEADER_CONTENT_TYPE, sc.CONTENT_FLAT_JSON.encode()),)
             if self.signer is not None:
                 headers += self.signer.headers(value)
             await producer.send(topic, value, key=rec.kafka_key(), headers=headers)
@@ -225,7 +227,7 @@ class BreakerBook:
     def cooldown(self, key: Key, seq: int, level: int) -> float:
         """The cooldown of ``key``'s transition number ``seq`` at re-open ``level`` (deterministic)."""
         cfg = self.config
-        base = min(cfg.cooldown_min * cfg.growth ** level, cfg.cooldown_max)
+        base = min(cfg.cooldown_min * cfg.growth ** min(level, 64), cfg.cooldown_max)
         u = random.Random(f"{self.seed}:{key}:{seq}").random()
         return min(base * (1.0 + cfg.jitter * u), cfg.cooldown_max)
 

@@ -237,3 +237,24 @@ def test_same_input_same_decisions():
     first = run()
     assert first == run() and len(first) >= 3
     assert [d["time"] for d in first] == sorted(d["time"] for d in first)
+
+
+def test_a_long_incident_keeps_the_cooldown_at_the_cap():
+    book = book_with(A, B, cooldown_max=100.0, probe_failures=1)
+    book.on_finding(trip(A, 0.0))
+    book.advance(0.0)
+    t = 0.0
+    for _ in range(1200):  # far more re-opens than the exponent could hold
+        t = book.advance(t + 1000.0)[0].time
+        book.observe(ok(A, t + 1.0, error="503"))
+        t = book.advance(t + 2.0)[0].time
+    assert book.advance(t + 1000.0)[0].time - t == 100.0
+
+
+def test_restored_guard_record_is_released_when_trips_stop():
+    book = book_with(A, B, rearm_after=60.0)
+    book.restore_from_records([ControlRecord(B, "closed", since=0.0, reason="guard", rule="error_breaker",
+                                             seq=2, issued_at=100.0, expires_at=130.0)])
+    book.advance(200.0)
+    [rec] = book.records(200.0)
+    assert (rec.state, rec.reason, rec.seq) == ("closed", "guard_released", 3)

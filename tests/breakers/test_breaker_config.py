@@ -27,6 +27,7 @@ def test_none_and_empty_give_defaults():
     ({"cooldown_min": 0}, "cooldown_min"),
     ({"cooldown_min": 100, "cooldown_max": 50}, "cooldown_max"),
     ({"growth": 0.5}, "growth"),
+    ({"growth": 100}, "growth"),
     ({"jitter": 1.5}, "jitter"),
     ({"probe_fraction": 0}, "probe_fraction"),
     ({"probes_needed": 0}, "probes_needed"),

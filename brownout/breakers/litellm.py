@@ -106,9 +106,30 @@ class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
         self.telemetry = telemetry
         self.filtered = 0
         self.removed = 0
+        self._by_id: dict[str, Key] = {}
 
     def key_of(self, deployment: Mapping[str, Any]) -> Key:
         """The breaker key of one Router deployment dict."""
+        key = self._key_of(deployment)
+        ident = (deployment.get("model_info") or {}).get("id")
+        if ident is not None and len(self._by_id) < 100_000:
+            self._by_id[str(ident)] = key
+        return key
+
+    def key_for_call(self, kwargs: Mapping[str, Any]) -> Key | None:
+        """The key of the deployment that served a call, from a LiteLLM logging callback's
+        ``kwargs`` (its deployment id); None if this guard never saw that deployment.
+
+        LiteLLM does not pass ``region_name`` to logging callbacks: telemetry that wants the
+        same key as the guard asks it here.
+        """
+        params = kwargs.get("litellm_params") or {}
+        ident = ((params.get("metadata") or {}).get("model_info") or {}).get("id")
+        if ident is None:
+            ident = (kwargs.get("standard_logging_object") or {}).get("model_id")
+        return self._by_id.get(str(ident)) if ident is not None else None
+
+    def _key_of(self, deployment: Mapping[str, Any]) -> Key:
         params = deployment.get("litellm_params") or {}
         if callable(self.mapping):
             found = self.mapping(deployment)

@@ -173,25 +173,27 @@ async def test_a_broken_mapping_fails_open(servers, callbacks):
         await board.stop()
 
 
-async def test_telemetry_callbacks_are_forwarded(servers, callbacks):
+async def test_telemetry_callbacks_are_forwarded_and_learn_the_guards_key(servers, callbacks):
     east, west = servers
 
     class Recorder(CustomLogger):
         def __init__(self):
             super().__init__()
-            self.successes = []
+            self.calls = []
 
         async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-            self.successes.append(response_obj.choices[0].message.content)
+            self.calls.append((response_obj.choices[0].message.content, guard.key_for_call(kwargs)))
 
     recorder = Recorder()
     board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
     await board.start(timeout=5.0)
-    callbacks.append(BrownoutRouterGuard(board, telemetry=recorder))
+    guard = BrownoutRouterGuard(board, telemetry=recorder)
+    callbacks.append(guard)
     try:
-        await send(router_for(east, west), 5)
-        await eventually(lambda: len(recorder.successes) == 5)
-        assert set(recorder.successes) <= {"east", "west"}
+        await send(router_for(east, west), 10)
+        await eventually(lambda: len(recorder.calls) == 10)
+        assert {(server, key) for server, key in recorder.calls} <= {("east", EAST), ("west", WEST)}
+        assert guard.key_for_call({}) is None
     finally:
         await board.stop()
 

@@ -17,7 +17,7 @@ from brownout.exporters.delivery import (
 )
 from brownout.exporters.dispatcher import AlertDispatcher
 from brownout.exporters.integrations import build_notifiers
-from brownout.exporters.outbox import Notification, Outbox
+from brownout.exporters.outbox import Notification, Outbox, OutboxError
 from brownout.exporters.pagerduty import PagerDutyNotifier
 from brownout.exporters.prometheus import (
     CollectorMetrics,
@@ -39,6 +39,7 @@ __all__ = [
     "Notification",
     "Notifier",
     "Outbox",
+    "OutboxError",
     "PagerDutyNotifier",
     "RecordingNotifier",
     "RetryingNotifier",

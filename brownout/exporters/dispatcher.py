@@ -101,6 +101,7 @@ class AlertDispatcher:
         self._groups: dict[str, _Group] = {}
         self._sent = self.outbox.sent()
         self._worker: threading.Thread | None = None
+        self.invalid_decisions = 0
         self._stop = threading.Event()
         now = clock()
         for alert in self.outbox.alerts():
@@ -111,10 +112,16 @@ class AlertDispatcher:
 
     # --- state changes -----------------------------------------------------------------
     def observe(self, decision: Decision) -> None:
-        """Take one decision; alerts change, nothing is sent yet."""
-        alert = Alert.from_decision(decision, runbook_url=self.runbook_url,
-                                    window=self.windows.get(decision.rule),
-                                    generator_url=self.generator_url)
+        """Take one decision; alerts change, nothing is sent yet. A decision that cannot become
+        an alert is logged and counted in :attr:`invalid_decisions`, never raised into the caller."""
+        try:
+            alert = Alert.from_decision(decision, runbook_url=self.runbook_url,
+                                        window=self.windows.get(decision.rule),
+                                        generator_url=self.generator_url)
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.invalid_decisions += 1
+            log.error("dispatcher: ignoring decision %r: %s", decision, exc)
+            return
         if alert is None:
             return
         with self._lock:

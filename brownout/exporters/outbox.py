@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from brownout.exporters.alerts import Alert
 
-__all__ = ["Notification", "Outbox"]
+__all__ = ["Notification", "Outbox", "OutboxError"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS nflog (
     PRIMARY KEY (integration, fp)
 );
 """
+
+
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or used (names the path)."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,15 @@ class Outbox:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if path is not None:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
         self._depth = 0
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self.path}: not a usable sqlite database: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

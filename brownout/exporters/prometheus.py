@@ -285,7 +285,10 @@ class MetricsServer:
     def start(self) -> None:
         if self._server is not None:
             return
-        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        try:
+            self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        except OSError as exc:
+            raise OSError(exc.errno, f"metrics server cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},

@@ -296,3 +296,20 @@ def test_background_thread_delivers_and_stops() -> None:
     finally:
         d.stop()
     assert shape(rec.delivered) == [[("error_rate", str(KEY), "firing")]]
+
+
+def test_a_bad_decision_is_logged_and_counted_not_raised(clock: FakeClock) -> None:
+    rec = RecordingNotifier()
+    d = make(clock, rec)
+    d.observe(decision(clock.now, kind="metric"))
+    d.observe(decision(clock.now, state="exploded"))
+    assert d.invalid_decisions == 2 and d.alerts() == []
+
+
+def test_a_corrupt_outbox_file_is_named(tmp_path: Path) -> None:
+    from brownout.exporters.outbox import OutboxError
+
+    bad = tmp_path / "outbox.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(OutboxError, match="outbox.db"):
+        Outbox(bad)

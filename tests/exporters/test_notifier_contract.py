@@ -116,7 +116,8 @@ def test_recording_notifier_is_a_notifier() -> None:
 def test_public_surface_is_pinned() -> None:
     assert exporters.__all__ == [
         "Alert", "AlertDispatcher", "AlertmanagerNotifier", "CollectorMetrics", "Delivery", "KeyStatusCollector",
-        "MetricsServer", "Notification", "Notifier", "Outbox", "PagerDutyNotifier", "RecordingNotifier",
+        "MetricsServer", "Notification", "Notifier", "Outbox", "OutboxError",
+        "PagerDutyNotifier", "RecordingNotifier",
         "RetryingNotifier", "SlackNotifier", "StatusBoard", "StatusSource", "WebhookNotifier", "build_notifiers",
         "classify_http",
     ]

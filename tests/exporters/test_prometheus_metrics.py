@@ -250,3 +250,13 @@ def test_a_real_prometheus_scrapes_metrics(served, tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def test_a_taken_port_is_named() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        server = MetricsServer(CollectorRegistry(), host="127.0.0.1", port=port)
+        with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
+            server.start()

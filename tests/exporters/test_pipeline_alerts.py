@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from exporters_support import FakeClock
 from prometheus_client import CollectorRegistry
 
 from brownout.exporters import AlertDispatcher, KeyStatusCollector, RecordingNotifier, StatusBoard
 from brownout.model import Event, Key
 from brownout.pipeline import Pipeline
-from exporters_support import FakeClock
 
 EAST, WEST = Key("openai", "eastus", "gpt-4o"), Key("openai", "westus", "gpt-4o")
 T0 = 1_700_000_000.0

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from exporters_support import need_binary
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "brownout-rules.yaml"
 from prometheus_client import CollectorRegistry
 
 from brownout.exporters.prometheus import (
@@ -218,7 +220,8 @@ def test_a_real_prometheus_scrapes_metrics(served, tmp_path: Path) -> None:
     binary = need_binary("prometheus")
     server, _, _ = served
     (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n"
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"rule_files: ['{RULES}']\n"
         "scrape_configs:\n  - job_name: brownout\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{server.port}']\n")
     port = _free_port()
@@ -246,6 +249,14 @@ def test_a_real_prometheus_scrapes_metrics(served, tmp_path: Path) -> None:
         targets = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2).json()
         health = [t["health"] for t in targets["data"]["activeTargets"]]
         assert health == ["up"], targets
+        # The shipped rules run on the scraped series: the open breaker alerts.
+        firing: list = []
+        while time.monotonic() < deadline and not firing:
+            alerts = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=2).json()["data"]["alerts"]
+            firing = [a for a in alerts if a["labels"]["alertname"] == "BrownoutBreakerOpen" and a["state"] == "firing"]
+            if not firing:
+                time.sleep(0.3)
+        assert [a["labels"]["region"] for a in firing] == ["region00"]
     finally:
         proc.terminate()
         proc.wait(10)

@@ -92,9 +92,9 @@ class Outbox:
     def transaction(self) -> Iterator[None]:
         """Group changes into one atomic write (nests: only the outermost commits)."""
         with self._lock:
-            self._depth += 1
-            if self._depth == 1:
+            if self._depth == 0:
                 self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
             try:
                 yield
             except BaseException:

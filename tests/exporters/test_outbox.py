@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from exporters_support import decision
 
 from brownout.exporters import Outbox
 from brownout.exporters.alerts import Alert
-from exporters_support import decision
 
 
 def alert(t: float, state: str = "firing") -> Alert:

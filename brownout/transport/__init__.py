@@ -1,12 +1,12 @@
 """Transports: topics of keyed records. ``MemoryTransport`` (one process) and
 ``KafkaTransport`` (aiokafka, imported lazily so the hooks never load it)."""
 
-from brownout.transport.base import (Consumer, DeliveryError, Producer, Record, TopicSpec, Transport, caught_up,
-                                     default_topics)
+from brownout.transport.base import (Consumer, DeliveryError, Producer, Record, TopicSpec, Transport,
+                                     caught_up, default_topics)
 from brownout.transport.memory import MemoryTransport
 
-__all__ = ["Consumer", "DeliveryError", "KafkaSettings", "KafkaTransport", "MemoryTransport", "Producer", "Record",
-           "TopicSpec", "Transport", "caught_up", "default_topics"]
+__all__ = ["Consumer", "DeliveryError", "KafkaSettings", "KafkaTransport", "MemoryTransport", "Producer",
+           "Record", "TopicSpec", "Transport", "caught_up", "default_topics"]
 
 
 def __getattr__(name: str):  # lazy: aiokafka is heavy and the hooks must not load it

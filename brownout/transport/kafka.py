@@ -99,7 +99,8 @@ class KafkaProducer:
         kw.update(overrides)
         self._p = AIOKafkaProducer(**kw)
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._failures: list[str] = []
+        self._failed = 0
+        self._first_failure: str | None = None
 
     async def start(self) -> None:
         await self._p.start()
@@ -120,13 +121,15 @@ class KafkaProducer:
         exc = None if fut.cancelled() else fut.exception()  # retrieving it also silences asyncio
         if fut.cancelled() or exc is not None:
             reason = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
-            if len(self._failures) < 100:
-                self._failures.append(f"topic {topic!r} key {key!r}: {reason}")
+            self._failed += 1
+            if self._first_failure is None:
+                self._first_failure = f"topic {topic!r} key {key!r}: {reason}"
 
     def _raise_failures(self) -> None:
-        if self._failures:
-            failures, self._failures = self._failures, []
-            raise DeliveryError(f"{len(failures)} record(s) not delivered, first: {failures[0]}")
+        if self._failed:
+            failed, first = self._failed, self._first_failure
+            self._failed, self._first_failure = 0, None
+            raise DeliveryError(f"{failed} record(s) not delivered, first: {first}")
 
     async def flush(self) -> None:
         await self._p.flush()

@@ -12,7 +12,7 @@ __all__ = ["AsyncBreakerBoard", "BreakerBoard", "BreakerBook", "BreakerConfig", 
            "Signer", "load_signing_key", "verify"]
 
 
-def __getattr__(name: str):  # lazy: the board loads prometheus_client and asyncio machinery
+def __getattr__(name: str) -> object:  # lazy: the board loads prometheus_client and asyncio machinery
     if name in ("AsyncBreakerBoard", "BreakerBoard"):
         from brownout.breakers import board
 

@@ -80,7 +80,7 @@ def deployment_key(litellm_params: Mapping[str, Any]) -> Key:
     return Key(provider, region or region_for_host(host), model or "unknown")
 
 
-class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
+class BrownoutRouterGuard(CustomLogger):
     """Removes deployments whose breaker is open (or half-open and not admitted) from a Router's pick.
 
     Parameters
@@ -103,7 +103,7 @@ class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.board = board
         self.mapping = mapping
-        self.telemetry = telemetry
+        self.telemetry: Any = telemetry  # untyped litellm callbacks
         self.filtered = 0
         self.removed = 0
         self._by_id: dict[str, Key] = {}
@@ -152,7 +152,7 @@ class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
         except Exception:  # a broken mapping or board must not break the Router: fail open
             log.exception("brownout guard failed; keeping every deployment")
             return deployments
-        out = [d for d, k in zip(deployments, keys) if k in keep]
+        out = [d for d, k in zip(deployments, keys, strict=True) if k in keep]
         if not out:
             return deployments
         if len(out) < len(deployments):
@@ -160,44 +160,44 @@ class BrownoutRouterGuard(CustomLogger):  # type: ignore[misc]
             self.removed += len(deployments) - len(out)
         return out
 
-    async def async_filter_deployments(self, model: str, healthy_deployments: list,  # type: ignore[override]
-                                       messages: list | None, request_kwargs: dict | None = None,
-                                       parent_otel_span: Any | None = None) -> list[dict]:
+    async def async_filter_deployments(self, model: str, healthy_deployments: list[Any],
+                                       messages: list[Any] | None, request_kwargs: dict[str, Any] | None = None,
+                                       parent_otel_span: Any | None = None) -> list[dict[str, Any]]:
         return self.filter(healthy_deployments)
 
     # --- telemetry: forwarded to the hooks' logger so one callback does both -----------------
-    def log_pre_api_call(self, model, messages, kwargs):  # type: ignore[no-untyped-def]
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
         if self.telemetry is not None:
             self.telemetry.log_pre_api_call(model, messages, kwargs)
 
-    def log_post_api_call(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    def log_post_api_call(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             self.telemetry.log_post_api_call(kwargs, response_obj, start_time, end_time)
 
-    def log_stream_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    def log_stream_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             self.telemetry.log_stream_event(kwargs, response_obj, start_time, end_time)
 
-    def log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             self.telemetry.log_success_event(kwargs, response_obj, start_time, end_time)
 
-    def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             self.telemetry.log_failure_event(kwargs, response_obj, start_time, end_time)
 
-    async def async_log_pre_api_call(self, model, messages, kwargs):  # type: ignore[no-untyped-def]
+    async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
         if self.telemetry is not None:
             await self.telemetry.async_log_pre_api_call(model, messages, kwargs)
 
-    async def async_log_stream_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    async def async_log_stream_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             await self.telemetry.async_log_stream_event(kwargs, response_obj, start_time, end_time)
 
-    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             await self.telemetry.async_log_success_event(kwargs, response_obj, start_time, end_time)
 
-    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         if self.telemetry is not None:
             await self.telemetry.async_log_failure_event(kwargs, response_obj, start_time, end_time)

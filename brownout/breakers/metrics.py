@@ -20,7 +20,7 @@ from brownout.breakers.machine import BreakerBook
 __all__ = ["BreakerBookCollector"]
 
 
-class BreakerBookCollector(Collector):  # type: ignore[misc]
+class BreakerBookCollector(Collector):
     """``brownout_breaker_guard_held_total`` (trips the guard held back so a model keeps a usable
     key), ``brownout_breaker_trips_ignored_total{reason="rearm"}`` (trips just after a close), and
     ``brownout_breakers{state}`` (keys per state). Per-key states are exported by

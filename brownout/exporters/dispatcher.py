@@ -104,7 +104,8 @@ class AlertDispatcher:
         self.invalid_decisions = 0
         self._stop = threading.Event()
         now = clock()
-        for alert in self.outbox.alerts():
+        # Firing alerts last, so a key's index points at its live alert.
+        for alert in sorted(self.outbox.alerts(), key=lambda a: (a.firing, a.starts_at)):
             self._remember(alert)
             # After a restart the group's history is unknown: let changes go out after group_wait.
             group = self._groups.setdefault(_group_key(alert), _Group(now + group_wait))
@@ -132,8 +133,7 @@ class AlertDispatcher:
                     # Still the same incident: keep startsAt, refresh the figures.
                     alert = Alert(current.labels, alert.annotations, current.starts_at, None, FIRING,
                                   alert.observed, alert.baseline, alert.window, alert.generator_url)
-                elif current is not None:
-                    self._forget(current)
+                # A resolved alert with other labels stays until its resolve has gone out.
             elif current is None or not current.firing:
                 return  # a resolve for an alert never raised (or already resolved)
             else:

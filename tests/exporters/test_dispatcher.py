@@ -313,3 +313,37 @@ def test_a_corrupt_outbox_file_is_named(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(OutboxError, match="outbox.db"):
         Outbox(bad)
+
+
+def test_a_refire_with_other_labels_still_resolves_the_first(clock: FakeClock) -> None:
+    rec = RecordingNotifier("pagerduty", per_alert=True)
+    d = make(clock, rec)
+    t0 = clock.now
+    d.observe(decision(t0, severity="warning"))
+    tick(d, clock, t0 + 30)
+    d.observe(decision(t0 + 100, state="resolved"))
+    d.observe(decision(t0 + 110, severity="critical"))
+    tick(d, clock, t0 + 330)
+    sent = [(a.severity, a.status) for call in rec.delivered for a in call]
+    assert sorted(sent) == [("critical", "firing"), ("warning", "firing"), ("warning", "resolved")]
+    assert [a.severity for a in d.alerts()] == ["critical"]
+
+
+def test_after_a_restart_a_resolve_finds_the_live_alert(clock: FakeClock, tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    rec = RecordingNotifier("pagerduty", per_alert=True)
+    d = make(clock, rec, outbox=Outbox(path))
+    t0 = clock.now
+    d.observe(decision(t0, severity="warning"))
+    tick(d, clock, t0 + 30)
+    d.observe(decision(t0 + 100, state="resolved"))
+    d.observe(decision(t0 + 110, severity="critical"))
+    d.outbox.close()  # restart before either went out
+
+    rec2 = RecordingNotifier("pagerduty", per_alert=True)
+    d2 = make(clock, rec2, outbox=Outbox(path))
+    d2.observe(decision(t0 + 200, state="resolved"))
+    for t in (230, 530, 830):
+        tick(d2, clock, t0 + t)
+    sent = [(a.severity, a.status) for call in rec2.delivered for a in call]
+    assert ("warning", "resolved") in sent and d2.alerts() == []

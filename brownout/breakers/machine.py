@@ -110,7 +110,7 @@ class BreakerBook:
             self.guard_held += 1
             b.guard_last = finding.time
             if b.reason != "guard":
-                b.reason, b.rule = "guard", finding.rule
+                b.reason, b.rule, b.since = "guard", finding.rule, finding.time
                 b.observed, b.baseline = finding.observed, finding.baseline
                 self._bump(b)
                 self._decide(b, finding.time, "closed", "guard")
@@ -183,7 +183,7 @@ class BreakerBook:
                     break
             if (b.state == "closed" and b.reason == "guard" and b.guard_last is not None
                     and now - b.guard_last > cfg.rearm_after):
-                b.reason, b.guard_last = "guard_released", None
+                b.reason, b.since, b.guard_last = "guard_released", now, None
                 self._bump(b)
         out = sorted(self._pending, key=lambda d: d.time)  # stable: causal order within a time
         self._pending = []

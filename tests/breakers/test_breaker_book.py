@@ -130,7 +130,7 @@ def test_guard_holds_the_last_usable_key_closed_and_says_so():
     assert book.guard_held == 2
     assert book.states() == {A: "open", B: "closed"}
     rec = {r.key: r for r in book.records(105.0)}
-    assert (rec[B].state, rec[B].reason) == ("closed", "guard")
+    assert (rec[B].state, rec[B].reason, rec[B].since) == ("closed", "guard", 100.0)
 
 
 def test_guard_counts_keys_per_model_and_allows_half():

@@ -6,10 +6,10 @@ The LiteLLM adapter lives in :mod:`brownout.breakers.litellm` (imported on deman
 
 from brownout.breakers.config import BreakerConfig
 from brownout.breakers.machine import BreakerBook
-from brownout.breakers.record import ControlRecord, Signer, load_signing_key, verify
+from brownout.breakers.record import ControlRecord, Signer, load_signing_key, sign, verify
 
 __all__ = ["AsyncBreakerBoard", "BreakerBoard", "BreakerBook", "BreakerConfig", "ControlRecord",
-           "Signer", "load_signing_key", "verify"]
+           "Signer", "load_signing_key", "sign", "verify"]
 
 
 def __getattr__(name: str) -> object:  # lazy: the board loads prometheus_client and asyncio machinery

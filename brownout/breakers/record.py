@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from brownout import semconv as sc
 from brownout.model import Key
 
-__all__ = ["ControlRecord", "Signer", "verify", "load_signing_key", "STATES", "VERSION"]
+__all__ = ["ControlRecord", "Signer", "sign", "verify", "load_signing_key", "STATES", "VERSION"]
 
 VERSION = 1
 STATES = ("closed", "open", "half_open")
@@ -164,6 +164,11 @@ class Signer:
 def default_key_id(key: bytes) -> str:
     """A short, non-secret name for a key: the first 8 hex digits of its SHA-256."""
     return hashlib.sha256(b"brownout-key-id:" + key).hexdigest()[:8]
+
+
+def sign(value: bytes, key: bytes, key_id: str | None = None) -> Headers:
+    """The signature headers for ``value``: ``Signer(key, key_id).headers(value)``."""
+    return Signer(key, key_id).headers(value)
 
 
 def verify(value: bytes | None, headers: Iterable[tuple[str, bytes]],

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from brownout import semconv as sc
-from brownout.breakers import ControlRecord, Signer, load_signing_key, verify
+from brownout.breakers import ControlRecord, Signer, load_signing_key, sign, verify
 from brownout.model import Key
 
 KEY = Key("openai", "eastus", "gpt-4o")
@@ -60,6 +60,7 @@ def test_signature_verifies_under_any_rotated_key():
     headers = dict(new.headers(value))
     assert headers[sc.HEADER_SIGNATURE] == new.signature(value).encode()
     assert verify(value, new.headers(value), [b"old-key", b"new-key"])
+    assert sign(value, b"new-key") == new.headers(value)
     assert verify(value, old.headers(value), {old.key_id: b"old-key", new.key_id: b"new-key"})
     # an unknown key id still verifies by trying every key
     assert verify(value, Signer(b"new-key", key_id="other").headers(value), [b"new-key"])

@@ -1,0 +1,157 @@
+"""The ``brownout`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import click
+
+from brownout import __version__
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="brownout")
+def main() -> None:
+    """brownout: see an LLM provider's brownout before your users do.
+
+    Hooks in your app emit one OTel GenAI event per LLM request to Kafka; the collector
+    keeps baselines per provider/region/model, alerts, and publishes circuit-breaker state
+    that routers follow.
+    """
+
+
+@main.command()
+@click.option("--speed", type=float, default=25.0, show_default=True,
+              help="Simulated seconds per real second.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Traffic and jitter seed.")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), help="A rules file.")
+@click.option("--plain", is_flag=True, help="Print lines instead of redrawing a table in place.")
+def demo(speed: float, seed: int, rules_file: str | None, plain: bool) -> None:
+    """Run the whole pipeline in one process on simulated, real-calibrated traffic.
+
+    No Kafka needed: the in-memory transport stands in for it. One key browns out at
+    09:12; watch its alerts fire, its breaker open and, after the incident, close.
+    """
+    from brownout.demo import Timeline, run_demo, summarize
+    from brownout.rules import load_rules
+
+    if speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    rules = load_rules(rules_file)
+    tl = Timeline()
+    result = asyncio.run(run_demo(speed=speed, seed=seed, live=False if plain else None, timeline=tl, rules=rules))
+    sys.exit(summarize(result, tl))
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="BROWNOUT_CONFIG",
+              help="YAML settings file (see docs). Env: BROWNOUT_CONFIG.")
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers, host:port[,host:port].")
+@click.option("--group-id", help="Consumer group of the collectors.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), help="Rules file (YAML).")
+@click.option("--metrics-port", type=int, help="Port of /metrics, /healthz and /readyz.")
+@click.option("--events-topic", help="Events topic.")
+@click.option("--control-topic", help="Control topic.")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
+              help="Create missing topics with their policies at start.")
+def collect(config_file: str | None, bootstrap_servers: str | None, group_id: str | None,
+            rules_file: str | None, metrics_port: int | None, events_topic: str | None,
+            control_topic: str | None, create_topics: bool) -> None:
+    """Run the collector against Kafka.
+
+    Settings come from defaults, then --config, then BROWNOUT_* environment variables
+    (BROWNOUT_KAFKA_BOOTSTRAP_SERVERS, ...), then these flags.
+    """
+    from brownout.collector.run import run_collector
+    from brownout.collector.settings import SettingsError, load_settings
+    from brownout.rules import RuleError, load_rules
+
+    try:
+        settings = load_settings(config_file, overrides={
+            "kafka.bootstrap_servers": bootstrap_servers, "group_id": group_id, "rules_file": rules_file,
+            "metrics.port": metrics_port, "topics.events": events_topic, "topics.control": control_topic})
+        rules = load_rules(settings.rules_file)
+    except (SettingsError, RuleError) as exc:
+        raise click.ClickException(str(exc)) from None
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_collector(settings, rules, create_topics=create_topics))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.argument("file", type=click.File("r"))
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), help="Rules file (YAML).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Breaker jitter seed.")
+def replay(file: Any, rules_file: str | None, seed: int) -> None:
+    """Replay events from FILE (flat JSON or OTLP JSON lines; - for stdin) and print decisions.
+
+    Event time is the clock; the same file and rules always print the same lines.
+    """
+    from brownout.replay import replay as run_replay
+    from brownout.rules import RuleError, load_rules
+
+    _setup_logging("WARNING")
+    try:
+        rules = load_rules(rules_file)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from None
+    stats = run_replay(file, sys.stdout, rules, seed=seed)
+    click.echo(f"replayed {stats.events} events: {stats.decisions} decisions, {stats.invalid} invalid, "
+               f"{stats.skipped} skipped, {stats.out_of_order} out of order", err=True)
+
+
+@main.group()
+def kafka() -> None:
+    """Kafka administration."""
+
+
+@kafka.command("init-topics")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="BROWNOUT_CONFIG")
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers.")
+@click.option("--partitions", type=int, help="Partitions of the events and state topics.")
+def init_topics(config_file: str | None, bootstrap_servers: str | None, partitions: int | None) -> None:
+    """Create the events, control (compacted), state (compacted) and dead-letter topics."""
+    from brownout.collector.settings import SettingsError, load_settings
+    from brownout.transport import KafkaTransport
+    from brownout.transport.base import default_topics
+
+    try:
+        s = load_settings(config_file, overrides={"kafka.bootstrap_servers": bootstrap_servers,
+                                                  "kafka.partitions": partitions})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    specs = default_topics(s.topics.events, s.topics.control, s.topics.state, s.topics.dead_letter,
+                           partitions=s.kafka.partitions, replication=s.kafka.replication_factor,
+                           retention_hours=s.kafka.retention_hours)
+    created = asyncio.run(KafkaTransport(s.kafka_settings()).create_topics(specs))
+    for spec in specs:
+        state = "created" if spec.name in created else "exists"
+        click.echo(f"{spec.name}: {state} (partitions={spec.partitions}, {spec.config.get('cleanup.policy')})")
+
+
+def _register_optional() -> None:
+    # Command groups that live beside their part of the package.
+    for module, name in (("brownout.rules.cli", "rules"), ("brownout.breakers.cli", "control")):
+        try:
+            mod = __import__(module, fromlist=[name])
+        except ImportError:
+            continue
+        cmd = getattr(mod, name, None)
+        if isinstance(cmd, click.Command):
+            main.add_command(cmd, name)
+
+
+_register_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,187 @@
+"""The collector: consume events, decode and validate them, judge them in event time,
+publish breaker state, hand alerts on, commit only after all of that.
+
+Bad input never stops it: undecodable records and invalid spans go to the dead-letter
+topic (the original bytes, with the reason in a header) and a counter, with one log line.
+
+>>> import asyncio
+>>> from brownout.transport import MemoryTransport
+>>> async def main():
+...     t = MemoryTransport()
+...     c = Collector(t, clock=lambda: 0.0)
+...     await t.producer().send("brownout.events", b"not protobuf", key=b"x/y/z")
+...     await c.start(); await c.poll_once(timeout=0.01); await c.stop()
+...     dl = t.records("brownout.dead-letter")
+...     return c.counts["decode_error:malformed_protobuf"], dl[0].header("brownout-reason")
+>>> asyncio.run(main())
+(1, b'malformed_protobuf')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any, Awaitable, Callable, Iterable
+
+from brownout import codec
+from brownout import semconv as sc
+from brownout.model import Decision, Event, InvalidEvent
+from brownout.pipeline import Pipeline
+from brownout.transport.base import Record, Transport
+
+log = logging.getLogger("brownout.collector")
+
+DecisionHandler = Callable[[Decision], Awaitable[None] | None]
+
+
+class Collector:
+    """One collector instance: a consumer-group member on the events topic.
+
+    Parameters
+    ----------
+    transport
+        Where the topics live (:class:`MemoryTransport` or :class:`KafkaTransport`).
+    pipeline
+        Detectors and breakers; a default :class:`Pipeline` when None.
+    clock
+        Event-time clock for ``advance``: wall clock live, simulated in the demo.
+    on_decision
+        Called for every decision (alerts and breaker transitions), in order.
+    """
+
+    def __init__(self, transport: Transport, pipeline: Pipeline | None = None, *,
+                 events_topic: str = sc.TOPIC_EVENTS, control_topic: str = sc.TOPIC_CONTROL,
+                 dead_letter_topic: str = sc.TOPIC_DEAD_LETTER, group_id: str = "brownout-collector",
+                 clock: Callable[[], float] = time.time, batch_size: int = 2000,
+                 max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
+                 on_decision: Iterable[DecisionHandler] = ()) -> None:
+        self.transport = transport
+        self.pipeline = pipeline or Pipeline()
+        self.events_topic = events_topic
+        self.control_topic = control_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.group_id = group_id
+        self.clock = clock
+        self.batch_size = batch_size
+        self.max_future_skew = max_future_skew
+        self.max_age = max_age
+        self.handlers = list(on_decision)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.decisions: collections.deque[Decision] = collections.deque(maxlen=1000)
+        self.last_processing_delay: float | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        self._producer = self.transport.producer()
+        await self._producer.start()
+        self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
+                                                 from_beginning=True)
+        await self._consumer.start()
+        self._ready = True
+        log.info("collector started: events=%s control=%s group=%s", self.events_topic,
+                 self.control_topic, self.group_id)
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.flush()
+            await self._producer.stop()
+        log.info("collector stopped: %s", dict(self.counts))
+
+    async def poll_once(self, timeout: float = 0.5) -> int:
+        """Consume one batch, judge, publish, commit. Returns the number of records read."""
+        records = await self._consumer.getmany(timeout=timeout, max_records=self.batch_size)
+        now = self.clock()
+        for rec in records:
+            await self._ingest(rec, now)
+        await self.tick(now)
+        if records:
+            await self._producer.flush()
+            await self._consumer.commit()
+        return len(records)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set."""
+        while not stop.is_set():
+            await self.poll_once()
+
+    async def tick(self, now: float) -> list[Decision]:
+        """Advance event time to ``now``: act on decisions, publish control records."""
+        decisions = self.pipeline.advance(now)
+        for d in decisions:
+            self.decisions.append(d)
+            self.counts[f"decision:{d.kind}:{d.state}"] += 1
+            log.info("%s %s %s %s observed=%s baseline=%s", d.kind, d.rule, d.key, d.state,
+                     _fmt(d.observed), _fmt(d.baseline))
+            for h in self.handlers:
+                try:
+                    res = h(d)
+                    if asyncio.iscoroutine(res):
+                        await res
+                except Exception:  # a broken handler must not stop judging
+                    log.exception("decision handler %r failed", h)
+        self.counts["control_records"] += await self.pipeline.book.publish(self._producer, now, self.control_topic)
+        return decisions
+
+    async def _ingest(self, rec: Record, now: float) -> None:
+        ctype = rec.header(sc.HEADER_CONTENT_TYPE)
+        if rec.value is None:
+            await self._dead_letter(rec, InvalidEvent("empty_value"))
+            return
+        items = codec.decode(rec.value, ctype.decode("latin-1") if ctype else None)
+        bad: InvalidEvent | None = None
+        for item in items:
+            if item is None:
+                self.counts["events:skipped"] += 1
+            elif isinstance(item, InvalidEvent):
+                bad = bad or item
+                self.counts["events:invalid"] += 1
+                self.counts[f"decode_error:{item.reason}"] += 1
+            elif item.start > now + self.max_future_skew or item.end < now - self.max_age:
+                bad = bad or InvalidEvent("bad_timestamp", f"start={item.start} is too far from now={now}")
+                self.counts["events:invalid"] += 1
+                self.counts["decode_error:bad_timestamp"] += 1
+            else:
+                self.counts["events:accepted"] += 1
+                self.pipeline.observe(item)
+                self.last_processing_delay = max(0.0, now - item.end)
+        if bad is not None:
+            await self._dead_letter(rec, bad)
+
+    async def _dead_letter(self, rec: Record, err: InvalidEvent) -> None:
+        if err.reason == "empty_value":
+            self.counts["events:invalid"] += 1
+            self.counts["decode_error:empty_value"] += 1
+        log.warning("dead-lettered record %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, err)
+        headers = tuple(h for h in rec.headers if h[0] != sc.HEADER_REASON) + (
+            (sc.HEADER_REASON, err.reason.encode()),
+            ("brownout-detail", err.detail.encode("utf-8", "replace")[:500]),
+            (sc.HEADER_SOURCE, f"{rec.topic}/{rec.partition}/{rec.offset}".encode()),
+        )
+        await self._producer.send(self.dead_letter_topic, rec.value, key=rec.key, headers=headers)
+        self.counts["dead_letters"] += 1
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def events_from_records(records: Iterable[Record]) -> list[Event]:
+    """Decode records into valid events, dropping the rest (for tools and tests)."""
+    out = []
+    for r in records:
+        if r.value is None:
+            continue
+        ct = r.header(sc.HEADER_CONTENT_TYPE)
+        out.extend(e for e in codec.decode(r.value, ct.decode() if ct else None) if isinstance(e, Event))
+    return out

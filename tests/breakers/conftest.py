@@ -82,3 +82,18 @@ def servers():
     """Two chat servers, ``east`` and ``west``."""
     with ChatServer("east") as east, ChatServer("west") as west:
         yield east, west
+
+
+@pytest.fixture
+def make_server():
+    """A factory of started chat servers, stopped after the test."""
+    started = []
+
+    def make(name: str) -> ChatServer:
+        server = ChatServer(name).__enter__()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.__exit__(None, None, None)

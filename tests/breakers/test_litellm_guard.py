@@ -213,3 +213,39 @@ async def test_telemetry_callbacks_are_forwarded_and_learn_the_guards_key(server
 ])
 def test_deployment_key(params, key):
     assert deployment_key(params) == key
+
+
+def reported_events(t):
+    from brownout.codec import decode
+    from brownout.model import Event
+
+    return [e for r in t.records(sc.TOPIC_EVENTS)
+            for e in decode(r.value, (r.header("content-type") or b"").decode()) if isinstance(e, Event)]
+
+
+async def test_the_guard_and_the_hooks_name_a_deployment_alike(callbacks, make_server):
+    """What the hooks report for a call is what the guard filters on, when regions come from hosts."""
+    import brownout.hooks as hooks
+    from brownout.hooks.litellm import BrownoutLogger
+
+    east, west = make_server("east"), make_server("west")
+    model_list = [
+        {"model_name": "gpt-4o", "litellm_params": {
+            "model": "openai/gpt-4o", "api_key": "sk-test", "api_base": server.api_base.replace("127.0.0.1", host)}}
+        for server, host in ((east, "localhost"), (west, "127.0.0.1"))
+    ]
+    t = MemoryTransport()
+    board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry())
+    await board.start(timeout=5.0)
+    guard = BrownoutRouterGuard(board, telemetry=BrownoutLogger())
+    callbacks.append(guard)
+    hooks.configure(transport=t, regions={"localhost": "eastus", "127.0.0.1": "westus"})
+    try:
+        await send(litellm.Router(model_list=model_list, num_retries=0), 20)
+        await eventually(lambda: hooks.flush(timeout=0.1) and len(reported_events(t)) >= 20)
+        filtered_on = {guard.key_of(d) for d in model_list}
+    finally:
+        hooks.configure()
+        await board.stop()
+    assert {e.key for e in reported_events(t)} == filtered_on == {EAST, WEST}
+    assert east.hits > 0 and west.hits > 0

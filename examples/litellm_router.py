@@ -12,8 +12,11 @@ In your app::
     litellm.callbacks.append(BrownoutRouterGuard(board, telemetry=BrownoutLogger()))
     router = litellm.Router(model_list=[...])                     # unchanged
 
-Give each deployment its region (``region_name`` in ``litellm_params``) so the guard and the
-hooks agree on its key ``provider/region/model``, or pass ``mapping=``.
+The guard and the hooks must name a deployment alike (``provider/region/model``). Both take
+the region from the ``api_base`` host (``brownout.hooks.configure(regions={"myres-east":
+"eastus"})``, or the region in a Bedrock/Vertex URL). The guard also reads ``region_name``
+from ``litellm_params``, which LiteLLM does not pass on to logging callbacks: if you set it,
+name the hosts' regions the same way, or pass ``mapping=`` to the guard.
 
 Run this file for a self-contained demo (no network, no Kafka): two local OpenAI-protocol
 servers behind one Router; a collector-side BreakerBook opens the breaker of one, the Router

@@ -91,6 +91,8 @@ class BreakerBook:
         self._breakers: dict[Key, _Breaker] = {}
         self._models: dict[str, set[Key]] = {}
         self._pending: list[Decision] = []
+        self._active: set[Key] = set()  # keys advance() must look at: not closed, or guard-held
+        self._announced: set[Key] = set()  # keys with a record: records() looks only at these
         self.guard_held = 0
         self.rearm_ignored = 0
 
@@ -112,6 +114,7 @@ class BreakerBook:
             if b.reason != "guard":
                 b.reason, b.rule, b.since = "guard", finding.rule, finding.time
                 b.observed, b.baseline = finding.observed, finding.baseline
+                self._active.add(b.key)
                 self._bump(b)
                 self._decide(b, finding.time, "closed", "guard")
             return
@@ -150,9 +153,14 @@ class BreakerBook:
             b.rule, b.reason = rec.rule, rec.reason
             b.observed, b.baseline = rec.observed, rec.baseline
             b.seq, b.published, b.dirty = rec.seq, True, False
+            self._announced.add(rec.key)
             b.last_issued = rec.issued_at
-            b.closed_at = rec.since if rec.state == "closed" and rec.rule else None
+            b.closed_at = rec.since if rec.state == "closed" and rec.reason == "probes_healthy" else None
             b.guard_last = rec.issued_at if rec.reason == "guard" else None
+            if rec.state != "closed" or rec.reason == "guard":
+                self._active.add(rec.key)
+            else:
+                self._active.discard(rec.key)
             if rec.state == "open" and rec.until is None:
                 b.until = rec.since + self.config.cooldown_min
             b.reset_probes()
@@ -162,7 +170,7 @@ class BreakerBook:
         """Apply what is due by ``now`` (cooldowns elapsed, probe verdicts) and return the
         decisions taken since the last call, in time order."""
         cfg = self.config
-        for key in sorted(self._breakers):
+        for key in sorted(self._active):
             b = self._breakers[key]
             for _ in range(64):  # a long gap in event time can hold several transitions
                 if b.state == "open" and b.until is not None and now >= b.until:
@@ -185,6 +193,8 @@ class BreakerBook:
                     and now - b.guard_last > cfg.rearm_after):
                 b.reason, b.since, b.guard_last = "guard_released", now, None
                 self._bump(b)
+            if b.state == "closed" and b.reason != "guard":
+                self._active.discard(key)
         out = sorted(self._pending, key=lambda d: d.time)  # stable: causal order within a time
         self._pending = []
         return out
@@ -195,7 +205,7 @@ class BreakerBook:
         record is ``heartbeat_interval`` old (same state and ``seq``, new ``issued_at``)."""
         cfg = self.config
         out = []
-        for key in sorted(self._breakers):
+        for key in sorted(self._announced):
             b = self._breakers[key]
             if not (b.dirty or (b.published and now - b.last_issued >= cfg.heartbeat_interval)):
                 continue
@@ -245,6 +255,7 @@ class BreakerBook:
         return not_closed + 1 <= math.floor(self.config.max_open_share * len(peers) + 1e-9)
 
     def _open(self, b: _Breaker, t: float, level: int, reason: str) -> None:
+        self._active.add(b.key)
         b.level = level
         self._bump(b)
         b.state, b.since, b.reason, b.guard_last = "open", t, reason, None
@@ -255,6 +266,7 @@ class BreakerBook:
     def _bump(self, b: _Breaker) -> None:
         b.seq += 1
         b.dirty = True
+        self._announced.add(b.key)
 
     def _decide(self, b: _Breaker, t: float, state: str, reason: str) -> None:
         with_values = state == "open" and reason == "tripped" or reason == "guard"

@@ -258,3 +258,11 @@ def test_restored_guard_record_is_released_when_trips_stop():
     book.advance(200.0)
     [rec] = book.records(200.0)
     assert (rec.state, rec.reason, rec.seq) == ("closed", "guard_released", 3)
+
+
+def test_a_restored_guard_hold_opens_on_the_next_trip_once_peers_are_closed():
+    book = book_with(A, B)
+    book.restore_from_records([ControlRecord(B, "closed", since=90.0, reason="guard", rule="error_breaker",
+                                             seq=2, issued_at=100.0, expires_at=130.0)])
+    book.on_finding(trip(B, 105.0))
+    assert states(book.advance(105.0)) == [(B, "open", "tripped")]

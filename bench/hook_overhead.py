@@ -6,7 +6,7 @@ opentelemetry-instrumentation-openai, in the same run, against the same local se
     python bench/hook_overhead.py [--json] [--rounds 12] [--calls 20] [--chunks 100]
 
 End to end: the real openai SDK against brownout.hooks.testing.FakeLLMServer (loopback HTTP,
-JSON and SSE), modes interleaved round by round (order rotated), the median time of a call
+JSON and SSE, in its own process), modes interleaved round by round (order rotated), the median time of a call
 in each mode minus the bare SDK's. Per chunk: (streamed-call overhead - per-call overhead) /
 chunks. ``noise_us_*`` is the standard error of such a difference of medians: smaller
 differences are not resolved. A peer that is not installed, or fails to instrument, is reported
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import openai  # noqa: E402
 
 import brownout.hooks as hooks  # noqa: E402
-from brownout.hooks.testing import FakeLLMServer, Plan  # noqa: E402
 from brownout.transport import MemoryTransport  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -124,9 +124,13 @@ def _sem_of_median(xs: list[float]) -> float:
 
 
 def end_to_end(ms: list[Mode], rounds: int, calls: int, stream_calls: int, chunks: int) -> dict[str, Any]:
-    server = FakeLLMServer()
-    server.default = Plan(chunks=chunks)
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="bench", max_retries=0)
+    # The server runs in its own process, as a provider would: in this one it would compete for
+    # the GIL with the app's thread and the hooks' exporter.
+    server = subprocess.Popen([sys.executable, "-m", "brownout.hooks.testing", "--chunks", str(chunks)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=str(Path(__file__).resolve().parent.parent))
+    url = server.stdout.readline().strip()
+    client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
     per_call: dict[str, list[float]] = {m.name: [] for m in ms}
     per_stream: dict[str, list[float]] = {m.name: [] for m in ms}
     seen_before = {}
@@ -154,7 +158,8 @@ def end_to_end(ms: list[Mode], rounds: int, calls: int, stream_calls: int, chunk
             m.off()
     finally:
         client.close()
-        server.close()
+        server.stdin.close()
+        server.wait(10)
     med_call = {k: statistics.median(v) for k, v in per_call.items()}
     med_stream = {k: statistics.median(v) for k, v in per_stream.items()}
     out: dict[str, Any] = {"bare_us_per_call": round(med_call["bare"] * 1e6, 1),

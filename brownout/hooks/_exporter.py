@@ -24,6 +24,8 @@ from brownout.model import Event, InvalidEvent, Key
 log = logging.getLogger("brownout.hooks")
 
 _HEADERS = ((sc.HEADER_CONTENT_TYPE, sc.CONTENT_OTLP_PROTO.encode()),)
+_YIELD_EVERY = 32  # events handled between two GIL hand-backs (~1 ms of work)
+_SPANS_PER_RECORD = 64  # bounds a record's size and the time one encoding holds the GIL
 
 
 def event_of(obs: Observation, offset: float) -> Event:
@@ -38,7 +40,7 @@ def event_of(obs: Observation, offset: float) -> Event:
     >>> ev.start, ev.duration, ev.ttft, ev.itl_p50, ev.itl_max
     (1001.0, 1.0, 0.5, 0.1, 0.2)
     """
-    ts = obs.chunk_times
+    ts = obs.chunk_times or ()
     ttft = None
     if obs.ttft_at is not None:
         ttft = max(0.0, obs.ttft_at - obs.t0)
@@ -58,6 +60,19 @@ def event_of(obs: Observation, offset: float) -> Event:
         itl_p50=itl[0] if itl else None, itl_p95=itl[1] if itl else None,
         itl_max=itl[2] if itl else None, deadline=obs.deadline,
     ).validate()
+
+
+def observation_of(done: tuple[Any, ...]) -> Observation:
+    """The Observation of a :data:`~brownout.hooks._observation.Done` tuple (the fast path)."""
+    target, model, stream, t0, t1, result, reader = done
+    obs = Observation(target.provider, target.region, model if isinstance(model, str) and model else "unknown",
+                      "chat", stream, None, target.server_address, target.server_port)
+    obs.t0, obs.t1, obs.done = t0, t1, True
+    try:
+        reader.response(obs, result)
+    except Exception:
+        log.debug("brownout: could not read a response", exc_info=True)
+    return obs
 
 
 class EventExporter:
@@ -96,7 +111,7 @@ class EventExporter:
         self.interval = interval
         self.send_timeout = send_timeout
         self.service_name = service_name
-        self._q: deque[Observation] = deque()
+        self._q: deque[Any] = deque()
         self._counts = {"sent": 0, "dropped": 0, "errors": 0, "invalid": 0, "discarded": 0, "records": 0}
         self._dropped = 0  # bumped on the hot path, kept apart from the thread's counters
         self._thread: threading.Thread | None = None
@@ -110,8 +125,8 @@ class EventExporter:
         self._warned_discard = False
 
     # --- caller side ----------------------------------------------------------------------
-    def submit(self, obs: Observation) -> None:
-        """Queue a finished observation; drops (and counts) when the queue is full."""
+    def submit(self, obs: Any) -> None:
+        """Queue a finished Observation (or Done tuple); drops (and counts) when the queue is full."""
         q = self._q
         if len(q) >= self.max_queue:
             self._dropped += 1
@@ -230,17 +245,20 @@ class EventExporter:
             except BaseException:
                 log.warning("brownout: producer did not stop cleanly", exc_info=True)
 
-    def _take(self) -> list[Observation]:
+    def _take(self) -> list[Any]:
         q, out = self._q, []
         for _ in range(min(self.batch_size, len(q))):
             out.append(q.popleft())
         return out
 
-    def _events(self, batch: Iterable[Observation]) -> list[Event]:
+    def _events(self, batch: Iterable[Any]) -> list[Event]:
         offset = time.time() - perf_counter()
         out = []
-        for obs in batch:
+        for i, item in enumerate(batch):
+            if i and not i % _YIELD_EVERY:
+                time.sleep(0)  # hand the GIL back: the app's threads must not wait on our encoding
             try:
+                obs = observation_of(item) if type(item) is tuple else item
                 out.append(event_of(obs, offset))
             except InvalidEvent as exc:
                 self._counts["invalid"] += 1
@@ -283,11 +301,15 @@ class EventExporter:
         sent = 0
         try:
             for key, evs in by_key.items():
-                value = encode_otlp_proto(evs, service_name=self.service_name)
-                await asyncio.wait_for(producer.send(self.topic, value, key=str(key).encode(), headers=_HEADERS),
-                                       self.send_timeout)
-                sent += len(evs)
-                self._counts["records"] += 1
+                rkey = str(key).encode()
+                for i in range(0, len(evs), _SPANS_PER_RECORD):
+                    part = evs[i:i + _SPANS_PER_RECORD]
+                    value = encode_otlp_proto(part, service_name=self.service_name)
+                    await asyncio.wait_for(producer.send(self.topic, value, key=rkey, headers=_HEADERS),
+                                           self.send_timeout)
+                    sent += len(part)
+                    self._counts["records"] += 1
+                    time.sleep(0)  # hand the GIL back between records
             await asyncio.wait_for(producer.flush(), self.send_timeout)
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

@@ -18,8 +18,22 @@ log = logging.getLogger("brownout.hooks")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Where finished observations go; replaced by :func:`brownout.hooks.configure`.
-_sink: list[Callable[["Observation"], None]] = [lambda obs: None]
+#: Where finished observations go; replaced by :func:`brownout.hooks.configure`. Items are
+#: Observations, or :data:`Done` tuples from the integrations' fast path.
+_sink: list[Callable[[Any], None]] = [lambda obs: None]
+
+#: A finished non-streamed call, recorded at the least cost: (target, model, stream, t0, t1,
+#: result, reader). The exporter's thread builds the Observation and lets ``reader.response``
+#: read model, usage and finish reasons from ``result`` (never its content), then drops it.
+Done = tuple
+
+
+def emit(item: Any) -> None:
+    """Hand a finished Observation or Done tuple to the exporter (never raises)."""
+    try:
+        _sink[0](item)
+    except Exception:
+        log.debug("brownout: dropping an event", exc_info=True)
 
 
 def error_type_of(exc: BaseException) -> str:
@@ -96,7 +110,7 @@ class Observation:
         self.t0 = 0.0
         self.t1 = 0.0
         #: perf_counter() of every chunk; the first one is the first content chunk (TTFT).
-        self.chunk_times: list[float] = []
+        self.chunk_times: list[float] | None = [] if stream else None
         #: Set when TTFT is known without chunk times (e.g. LiteLLM's completion_start_time).
         self.ttft_at: float | None = None
         self.done = False
@@ -109,7 +123,10 @@ class Observation:
 
     def chunk(self) -> None:
         """Record one streamed chunk: the first sets TTFT, later ones an inter-chunk gap."""
-        self.chunk_times.append(perf_counter())
+        ts = self.chunk_times
+        if ts is None:
+            ts = self.chunk_times = []
+        ts.append(perf_counter())
 
     def usage(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         """Record token usage (either may be None when unknown)."""

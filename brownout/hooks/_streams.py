@@ -65,6 +65,8 @@ class SyncStreamProxy:
     __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev", "_last")
 
     def __init__(self, stream: Any, obs: Observation, adapter: StreamAdapter) -> None:
+        if obs.chunk_times is None:
+            obs.chunk_times = []
         self._stream = stream
         self._obs = obs
         self._adapter = adapter
@@ -148,6 +150,8 @@ class AsyncStreamProxy:
     __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev", "_last")
 
     def __init__(self, stream: Any, obs: Observation, adapter: StreamAdapter) -> None:
+        if obs.chunk_times is None:
+            obs.chunk_times = []
         self._stream = stream
         self._obs = obs
         self._adapter = adapter

@@ -18,7 +18,7 @@ import logging
 from time import perf_counter
 from typing import Any, Callable
 
-from brownout.hooks._observation import Observation
+from brownout.hooks._observation import Observation, emit
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
 from brownout.hooks._targets import Target, target_from_url
 
@@ -94,11 +94,18 @@ def _target(client: Any) -> Target:
     return target
 
 
-def _observation(resource: Any, kwargs: dict[str, Any], stream: bool) -> Observation:
-    t = _target(resource._client)
+def _observation(t: Target, kwargs: dict[str, Any], stream: bool, t0: float = 0.0) -> Observation:
     model = kwargs.get("model")
-    return Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
-                       stream, None, t.server_address, t.server_port)
+    obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
+                      stream, None, t.server_address, t.server_port)
+    obs.t0 = t0
+    return obs
+
+
+def _failed(t: Target, kwargs: dict[str, Any], t0: float, exc: BaseException) -> None:
+    obs = _observation(t, kwargs, kwargs.get("stream") is True, t0)
+    obs.fail(exc)
+    obs.end()
 
 
 def _sync_create(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,24 +114,19 @@ def _sync_create(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            obs = _observation(self, kwargs, kwargs.get("stream") is True)
+            t = _target(self._client)
         except Exception:
             log.debug("brownout: not observing this call", exc_info=True)
             return original(self, *args, **kwargs)
-        obs.t0 = perf_counter()
+        t0 = perf_counter()
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            obs.fail(exc)
-            obs.end()
+            _failed(t, kwargs, t0, exc)
             raise
         if isinstance(result, Stream):
-            return SyncStreamProxy(result, obs, MESSAGES)
-        try:
-            MESSAGES.response(obs, result)
-        except Exception:
-            log.debug("brownout: could not read a response", exc_info=True)
-        obs.end()
+            return SyncStreamProxy(result, _observation(t, kwargs, True, t0), MESSAGES)
+        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, MESSAGES))
         return result
 
     setattr(create, _MARK, original)
@@ -137,24 +139,19 @@ def _async_create(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            obs = _observation(self, kwargs, kwargs.get("stream") is True)
+            t = _target(self._client)
         except Exception:
             log.debug("brownout: not observing this call", exc_info=True)
             return await original(self, *args, **kwargs)
-        obs.t0 = perf_counter()
+        t0 = perf_counter()
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            obs.fail(exc)
-            obs.end()
+            _failed(t, kwargs, t0, exc)
             raise
         if isinstance(result, AsyncStream):
-            return AsyncStreamProxy(result, obs, MESSAGES)
-        try:
-            MESSAGES.response(obs, result)
-        except Exception:
-            log.debug("brownout: could not read a response", exc_info=True)
-        obs.end()
+            return AsyncStreamProxy(result, _observation(t, kwargs, True, t0), MESSAGES)
+        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, MESSAGES))
         return result
 
     setattr(create, _MARK, original)
@@ -168,7 +165,7 @@ def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = _observation(self, kwargs, True)
+            obs = _observation(_target(self._client), kwargs, True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
@@ -198,7 +195,7 @@ def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = _observation(self, kwargs, True)
+            obs = _observation(_target(self._client), kwargs, True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)

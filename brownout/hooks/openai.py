@@ -18,7 +18,7 @@ import logging
 from time import perf_counter
 from typing import Any, Callable
 
-from brownout.hooks._observation import Observation
+from brownout.hooks._observation import Observation, emit
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
 from brownout.hooks._targets import Target, target_from_url
 
@@ -125,39 +125,42 @@ def _target(client: Any) -> Target:
     return target
 
 
-def _observation(resource: Any, kwargs: dict[str, Any]) -> Observation:
-    t = _target(resource._client)
+def _observation(t: Target, kwargs: dict[str, Any], t0: float) -> Observation:
     model = kwargs.get("model")
     obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
                       kwargs.get("stream") is True, None, t.server_address, t.server_port)
+    obs.t0 = t0
     return obs
 
 
+def _failed(t: Target, kwargs: dict[str, Any], t0: float, exc: BaseException) -> None:
+    obs = _observation(t, kwargs, t0)
+    obs.fail(exc)
+    obs.end()
+
+
 # --- wrappers -------------------------------------------------------------------------------
+# The non-streamed success path only takes two clock readings and queues a tuple; the
+# exporter's thread reads model, usage and finish reasons from the result.
 def _sync_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., Any]:
     from openai import Stream
 
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            obs = _observation(self, kwargs)
+            t = _target(self._client)
         except Exception:
             log.debug("brownout: not observing this call", exc_info=True)
             return original(self, *args, **kwargs)
-        obs.t0 = perf_counter()
+        t0 = perf_counter()
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            obs.fail(exc)
-            obs.end()
+            _failed(t, kwargs, t0, exc)
             raise
         if isinstance(result, Stream):
-            return SyncStreamProxy(result, obs, adapter)
-        try:
-            adapter.response(obs, result)
-        except Exception:
-            log.debug("brownout: could not read a response", exc_info=True)
-        obs.end()
+            return SyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
+        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, adapter))
         return result
 
     setattr(create, _MARK, original)
@@ -170,24 +173,19 @@ def _async_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., 
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            obs = _observation(self, kwargs)
+            t = _target(self._client)
         except Exception:
             log.debug("brownout: not observing this call", exc_info=True)
             return await original(self, *args, **kwargs)
-        obs.t0 = perf_counter()
+        t0 = perf_counter()
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            obs.fail(exc)
-            obs.end()
+            _failed(t, kwargs, t0, exc)
             raise
         if isinstance(result, AsyncStream):
-            return AsyncStreamProxy(result, obs, adapter)
-        try:
-            adapter.response(obs, result)
-        except Exception:
-            log.debug("brownout: could not read a response", exc_info=True)
-        obs.end()
+            return AsyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
+        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, adapter))
         return result
 
     setattr(create, _MARK, original)

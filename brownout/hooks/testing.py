@@ -40,6 +40,7 @@ _ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 503: "api_error", 529
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every keep-alive answer
     server: "_Server"
 
     def log_message(self, *args: Any) -> None:
@@ -244,3 +245,29 @@ class FakeLLMServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m brownout.hooks.testing [--chunks N]``: serve on a free port, print the URL,
+    stop when standard input closes (so a benchmark can keep the server in another process)."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="fake OpenAI/Anthropic server for tests and benchmarks")
+    ap.add_argument("--chunks", type=int, default=3, help="content chunks per streamed answer")
+    args = ap.parse_args(argv)
+    if args.chunks < 0:
+        ap.error("--chunks must be >= 0")
+    server = FakeLLMServer()
+    server.default = Plan(chunks=args.chunks)
+    print(server.url, flush=True)
+    try:
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+    server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

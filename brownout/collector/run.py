@@ -18,11 +18,17 @@ log = logging.getLogger("brownout.collector")
 
 
 async def run_collector(settings: Settings, rules: Any, *, create_topics: bool = True,
-                        transport: Any = None, stop: asyncio.Event | None = None) -> Collector:
+                        transport: Any = None, stop: asyncio.Event | None = None,
+                        registry: Any = None, env: Any = None) -> Collector:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the stopped collector."""
+    from prometheus_client import REGISTRY
+
+    from brownout.exporters.prometheus import CollectorMetrics, KeyStatusCollector, MetricsServer, StatusBoard
     from brownout.transport import KafkaTransport
 
-    transport = transport or KafkaTransport(settings.kafka_settings())
+    env = os.environ if env is None else env
+    registry = REGISTRY if registry is None else registry
+    transport = transport or KafkaTransport(settings.kafka_settings(env))
     t = settings.topics
     if create_topics:
         created = await transport.create_topics(default_topics(
@@ -30,11 +36,21 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             replication=settings.kafka.replication_factor, retention_hours=settings.kafka.retention_hours))
         if created:
             log.info("created topics: %s", ", ".join(created))
-    signer = _signer(settings)
-    pipeline = Pipeline(rules, signer=signer)
+    pipeline = Pipeline(rules, signer=_signer(settings, env))
+    metrics = CollectorMetrics(registry)
+    board = StatusBoard()
+    registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
+    dispatcher = _dispatcher(settings, env, metrics)
+    handlers: list[Any] = [metrics.decision]
+    if dispatcher is not None:
+        handlers.append(dispatcher.observe)
     collector = Collector(transport, pipeline, events_topic=t.events, control_topic=t.control,
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
-                          batch_size=settings.batch_size)
+                          batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
+                          status_board=board)
+    server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
+                           ready=lambda: collector.ready)
+    server.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,13 +58,51 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    await _restore_breakers(transport, t.control, pipeline)
-    await collector.start()
     try:
-        await collector.run(stop)
+        await _restore_breakers(transport, t.control, pipeline)
+        await collector.start()
+        if dispatcher is not None:
+            dispatcher.start()
+        lag_task = asyncio.create_task(_watch_lag(collector, stop))
+        try:
+            await collector.run(stop)
+        finally:
+            lag_task.cancel()
+            await collector.stop()
     finally:
-        await collector.stop()
+        if dispatcher is not None:
+            dispatcher.advance()
+            dispatcher.stop()
+        server.stop()
     return collector
+
+
+async def _watch_lag(collector: Collector, stop: asyncio.Event, every: float = 10.0) -> None:
+    while not stop.is_set():
+        try:
+            await collector.measure_lag()
+        except Exception as exc:  # lag is a reading; never let it stop the collector
+            log.debug("consumer lag unavailable: %s", exc)
+        await asyncio.sleep(every)
+
+
+def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
+    from brownout.exporters.dispatcher import AlertDispatcher
+    from brownout.exporters.integrations import build_notifiers
+    from brownout.exporters.outbox import Outbox
+
+    n = settings.notify
+    notifiers = build_notifiers(
+        slack_webhook_url=settings.secret(env, "SLACK_WEBHOOK_URL", n.slack_webhook_url_file),
+        pagerduty_routing_key=settings.secret(env, "PAGERDUTY_ROUTING_KEY", n.pagerduty_routing_key_file),
+        alertmanager_url=n.alertmanager_url, webhook_url=n.webhook_url)
+    if not notifiers:
+        log.info("no notifier configured: alerts are logged and exported as metrics only")
+        return None
+    outbox = Outbox(os.path.join(n.outbox_dir, "outbox.db")) if n.outbox_dir else None
+    log.info("notifying: %s%s", ", ".join(x.name for x in notifiers),
+             f" (outbox {n.outbox_dir})" if outbox else " (no outbox: set notify.outbox_dir)")
+    return AlertDispatcher(notifiers, outbox=outbox, runbook_url=n.runbook_url, metrics=metrics)
 
 
 async def _restore_breakers(transport: Any, topic: str, pipeline: Pipeline) -> None:
@@ -65,8 +119,8 @@ async def _restore_breakers(transport: Any, topic: str, pipeline: Pipeline) -> N
     log.info("restored %d breaker records from %s", len(records), topic)
 
 
-def _signer(settings: Settings) -> Any:
-    key = settings.secret(os.environ, "SIGNING_KEY", settings.signing.key_file)
+def _signer(settings: Settings, env: Any) -> Any:
+    key = settings.secret(env, "SIGNING_KEY", settings.signing.key_file)
     if not key:
         return None
     from brownout.breakers.record import Signer

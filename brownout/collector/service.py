@@ -56,7 +56,8 @@ class Collector:
                  dead_letter_topic: str = sc.TOPIC_DEAD_LETTER, group_id: str = "brownout-collector",
                  clock: Callable[[], float] = time.time, batch_size: int = 2000,
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
-                 on_decision: Iterable[DecisionHandler] = ()) -> None:
+                 on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
+                 status_board: Any = None, status_interval: float = 1.0) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
@@ -68,6 +69,11 @@ class Collector:
         self.max_future_skew = max_future_skew
         self.max_age = max_age
         self.handlers = list(on_decision)
+        self.metrics = metrics
+        self.status_board = status_board
+        self.status_interval = status_interval
+        self._exported: collections.Counter[str] = collections.Counter()
+        self._status_at = float("-inf")
         self.counts: collections.Counter[str] = collections.Counter()
         self.decisions: collections.deque[Decision] = collections.deque(maxlen=1000)
         self.last_processing_delay: float | None = None
@@ -108,7 +114,44 @@ class Collector:
         if records:
             await self._producer.flush()
             await self._consumer.commit()
+        self._publish_metrics()
         return len(records)
+
+    async def measure_lag(self) -> dict[tuple[str, int], int]:
+        """Records between this consumer's position and the end of each assigned partition."""
+        ends = await self._consumer.end_offsets()
+        pos = await self._consumer.positions()
+        lag = {tp: max(0, end - pos.get(tp, end)) for tp, end in ends.items()}
+        if self.metrics is not None:
+            for (topic, partition), n in lag.items():
+                self.metrics.lag(topic, partition, n)
+        return lag
+
+    def _publish_metrics(self) -> None:
+        # Counted cheaply per event in a dict; handed to Prometheus once per batch.
+        if self.metrics is not None:
+            for name, n in self.counts.items():
+                delta = n - self._exported[name]
+                if not delta:
+                    continue
+                self._exported[name] = n
+                kind, _, label = name.partition(":")
+                if kind == "events":
+                    self.metrics.event(label, delta)
+                elif kind == "decode_error":
+                    self.metrics.decode_error(label, delta)
+            late = self.pipeline.late_events - self._exported["late"]
+            if late > 0:
+                self._exported["late"] += late
+                self.metrics.late(late)
+            if self.last_processing_delay is not None:
+                self.metrics.delay(self.last_processing_delay)
+                self.last_processing_delay = None
+        if self.status_board is not None:
+            t = time.monotonic()
+            if t - self._status_at >= self.status_interval:
+                self._status_at = t
+                self.status_board.update(self.pipeline.status(), self.pipeline.breaker_states())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set."""

@@ -283,3 +283,77 @@ def test_sdk_instrumentation_reaches_clients_made_before(captured, server):
     finally:
         uninstrument_openai()
         c.close()
+
+
+def test_exception_in_the_apps_loop_is_not_the_providers(captured, client, server):
+    server.plan(Plan(chunks=5))
+    with pytest.raises(ValueError):
+        for c in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            if c.choices and c.choices[0].delta.content == "t1":
+                raise ValueError("the app's own bug")
+    gc.collect()
+    ev = captured.one()
+    assert ev.error_type is None and ev.ttft is not None
+
+
+async def test_async_stream_dropped_mid_way_is_finalised(captured, aclient, server):
+    server.plan(Plan(chunks=8))
+    stream = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    await stream.__anext__()
+    await stream.__anext__()
+    await stream.close()
+    del stream
+    gc.collect()
+    ev = captured.one()
+    assert ev.ttft is not None and ev.stream is True
+
+
+def test_a_failing_exporter_never_reaches_the_app(server):
+    from brownout.hooks import _observation
+
+    def broken(item):
+        raise RuntimeError("exporter bug")
+
+    saved = _observation._sink[0]
+    _observation._sink[0] = broken
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    instrument_openai(c, region="eastus")
+    try:
+        assert c.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices[0].message.content == "hi"
+        assert len(list(c.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))) == 5
+        server.plan(Plan(status=429))
+        with pytest.raises(openai.RateLimitError):
+            c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    finally:
+        _observation._sink[0] = saved
+        uninstrument_openai(c)
+        c.close()
+
+
+def test_events_also_reach_an_apps_tracer_provider(server):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    hooks.configure(tracer_provider=tp, interval=0.05)
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    instrument_openai(c, region="eastus")
+    try:
+        server.plan(Plan(chunks=4))
+        list(c.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
+                                       stream_options={"include_usage": True}))
+        assert hooks.flush(10.0)
+        (span,) = spans.get_finished_spans()
+        a = span.attributes
+        assert span.name == "chat gpt-4o"
+        assert (a["gen_ai.provider.name"], a["cloud.region"], a["gen_ai.request.model"]) == ("openai", "eastus", "gpt-4o")
+        assert a["gen_ai.usage.output_tokens"] == 4 and a["gen_ai.request.stream"] is True
+        assert a["gen_ai.response.time_to_first_chunk"] <= (span.end_time - span.start_time) / 1e9
+        assert tuple(a["gen_ai.response.finish_reasons"]) == ("stop",)
+    finally:
+        uninstrument_openai(c)
+        c.close()
+        hooks.configure()

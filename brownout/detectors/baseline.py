@@ -98,8 +98,8 @@ class SeasonalProfile:
         self.period = period
         self.slots = slots
         self.cycles = cycles
-        self._values = np.full((slots, cycles), np.nan)
-        self._ids = np.full((slots, cycles), -1, dtype=np.int64)
+        self._values = np.full((slots, cycles), np.nan, dtype=np.float32)
+        self._ids = np.full((slots, cycles), -1, dtype=np.int32)
         self._cur: tuple[int, int] | None = None
         self._acc: list[float] = []
         self._memo: dict[tuple[int, int, int], float | None] = {}
@@ -173,7 +173,7 @@ class Baseline:
         self.week = SeasonalProfile(WEEK, 168, week_cycles)
         self.min_cycles = min_cycles
         self._last_t = -math.inf
-        self._memo: tuple[int, tuple[float | None, str | None]] | None = None
+        self._memo: dict[int, tuple[float | None, str | None]] = {}
 
     def update(self, t: float, x: float, *, learn: bool = True) -> None:
         if not x > 0 or not math.isfinite(x):
@@ -184,15 +184,15 @@ class Baseline:
         if learn:
             self.fallback.update(logx)
         self._last_t = t
-        self._memo = None
+        self._memo.clear()
 
     def _log_value(self, t: float) -> tuple[float | None, str | None]:
         hour = int(t // HOUR)
-        memo = self._memo
-        if memo is not None and memo[0] == hour:
-            return memo[1]
-        got = self._read(t)
-        self._memo = (hour, got)
+        got = self._memo.get(hour)
+        if got is None:
+            if len(self._memo) > 4:
+                self._memo.clear()
+            got = self._memo[hour] = self._read(t)
         return got
 
     def _read(self, t: float) -> tuple[float | None, str | None]:

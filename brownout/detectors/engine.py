@@ -172,6 +172,7 @@ class Engine:
         self.step = float(rules.step)
         self.allowed_lateness = float(rules.allowed_lateness)
         self.late_events = 0
+        self.key_steps = 0  # (key, step) evaluations so far: what advance() costs is proportional to it
         self._keys: dict[Key, _KeyState] = {}
         self._evaluated: int | None = None  # index of the last evaluated step
         self._due: dict[int, set[Key]] = {}  # step -> keys with an open bucket there
@@ -243,6 +244,7 @@ class Engine:
                 i = nxt
                 continue
             todo = self._active if due is None else self._active | due
+            self.key_steps += len(todo)
             for key in sorted(todo):
                 ks = keys[key]
                 self._evaluate(ks, i, findings)
@@ -388,15 +390,19 @@ class Engine:
             clear = True
         elif above:
             # fire only when confidently past the threshold: the margin shrinks with traffic
+            fire = (base is not None and obs >= rule["fire_ratio"] * base) or (limit is not None and obs >= limit)
             z = rule["confidence_z"]
-            sure = obs * math.exp(-z * hist.log_se(rule["quantile"])) if z else obs
-            fire = (base is not None and sure >= rule["fire_ratio"] * base) or (limit is not None and sure >= limit)
+            if fire and z:
+                sure = obs * math.exp(-z * hist.log_se(rule["quantile"]))
+                fire = (base is not None and sure >= rule["fire_ratio"] * base) or (limit is not None and sure >= limit)
             clear = ((base is None or obs < rule["clear_ratio"] * base)
                      and (clear_limit is None or obs < clear_limit))
         else:
+            fire = (base is not None and obs <= rule["fire_ratio"] * base) or (limit is not None and obs <= limit)
             z = rule["confidence_z"]
-            sure = obs * math.exp(z * hist.log_se(rule["quantile"])) if z else obs
-            fire = (base is not None and sure <= rule["fire_ratio"] * base) or (limit is not None and sure <= limit)
+            if fire and z:
+                sure = obs * math.exp(z * hist.log_se(rule["quantile"]))
+                fire = (base is not None and sure <= rule["fire_ratio"] * base) or (limit is not None and sure <= limit)
             clear = ((base is None or obs > rule["clear_ratio"] * base)
                      and (clear_limit is None or obs > clear_limit))
         self._life(ks, name, t, fire, clear, obs, base, rule, out)

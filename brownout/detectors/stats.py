@@ -131,7 +131,7 @@ class RollingHistogram:
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         self.width = width
-        self._hist = np.zeros(NBINS, dtype=np.int64)
+        self._hist: Any = None  # allocated while the window holds samples (idle keys stay small)
         self._parts: deque[SparseCounts] = deque()
         self.count = 0
         self._cum: Any = None
@@ -148,6 +148,8 @@ class RollingHistogram:
     def _add(self, part: SparseCounts, sign: int) -> None:
         idx, n, total = part
         h = self._hist
+        if h is None:
+            h = self._hist = np.zeros(NBINS, dtype=np.int32)
         if type(idx) is list:
             for i, c in zip(idx, n):
                 h[i] += sign * c
@@ -157,6 +159,8 @@ class RollingHistogram:
             h[idx] -= n
         self.count += sign * total
         self._cum = None
+        if self.count == 0:
+            self._hist = None
 
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile within a factor GAMMA, or None when the window is empty."""

@@ -113,22 +113,26 @@ class AsyncBreakerBoard:
             self._fail_open_total.labels(reason)
 
     # --- lifecycle -----------------------------------------------------------------------
-    async def start(self, timeout: float | None = 30.0) -> None:
+    async def start(self, timeout: float | None = 30.0, *, strict: bool = False) -> None:
         """Rebuild the board from the topic, then follow it in a background task.
 
-        Raises TimeoutError if the rebuild does not finish within ``timeout`` seconds.
+        Waits up to ``timeout`` seconds for the rebuild. If the control topic cannot be read by
+        then, the board keeps trying in the background and reads as all closed meanwhile (a
+        router must start even when the control plane is down), or, with ``strict``, stops and
+        raises TimeoutError (a collector restoring its breakers needs the whole topic).
         """
+        if self._task is not None:
+            return
         self._register()
-        consumer = self.transport.consumer([self.topic], group_id=None, from_beginning=True)
-        await consumer.start()
-        self._consumer = consumer
+        rebuilt = asyncio.Event()
+        self._task = asyncio.create_task(self._run(rebuilt), name="brownout-breaker-board")
         try:
-            await asyncio.wait_for(self._rebuild(consumer), timeout)
-        except BaseException:
-            await self.stop()
-            raise
-        self.ready = True
-        self._task = asyncio.create_task(self._follow(consumer), name="brownout-breaker-board")
+            await asyncio.wait_for(asyncio.shield(rebuilt.wait()), timeout)
+        except asyncio.TimeoutError:
+            if strict:
+                await self.stop()
+                raise TimeoutError(f"control topic {self.topic} not read within {timeout} s") from None
+            log.warning("control topic %s not read within %s s; failing open until it is", self.topic, timeout)
 
     async def stop(self) -> None:
         """Stop following; the board keeps its last records (and they expire as usual)."""
@@ -141,7 +145,7 @@ class AsyncBreakerBoard:
                 pass
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await _quietly(consumer.stop())
         self._unregister()
         self.ready = False
 
@@ -152,11 +156,34 @@ class AsyncBreakerBoard:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _run(self, rebuilt: asyncio.Event) -> None:
+        backoff = 0.1
+        while True:
+            consumer = self.transport.consumer([self.topic], group_id=None, from_beginning=True)
+            self._consumer = consumer
+            try:
+                await consumer.start()
+                await self._rebuild(consumer)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is unreachable: fail open, and retry
+                log.warning("control topic %s: rebuild failed (%s); retrying in %.1f s", self.topic, exc, backoff)
+                self._consumer = None
+                await _quietly(consumer.stop())
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.ready = True
+        rebuilt.set()
+        await self._follow(consumer)
+
     async def _rebuild(self, consumer: Consumer) -> None:
         targets = await consumer.end_offsets()
         while not await caught_up(consumer, targets):
             for raw in await consumer.getmany(timeout=self.poll_timeout):
                 self.apply(raw)
+            if self.poll_timeout <= 0:
+                await asyncio.sleep(0)
 
     async def _follow(self, consumer: Consumer) -> None:
         backoff = 0.1
@@ -286,6 +313,13 @@ class AsyncBreakerBoard:
                 pass
 
 
+async def _quietly(aw: Any) -> None:
+    try:
+        await aw
+    except Exception as exc:  # stopping a client whose broker is gone
+        log.debug("ignored while stopping: %s", exc)
+
+
 class _StateCollector:
     """``brownout_router_breaker_state`` per key, computed at scrape time (expiry included)."""
 
@@ -327,14 +361,15 @@ class BreakerBoard:
     def board(self) -> AsyncBreakerBoard:
         return self._board
 
-    def start(self, timeout: float | None = 30.0) -> "BreakerBoard":
+    def start(self, timeout: float | None = 30.0, *, strict: bool = False) -> "BreakerBoard":
+        """Start the loop thread and the board; see :meth:`AsyncBreakerBoard.start`."""
         if self._thread is not None:
             return self
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="brownout-breaker-board", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        fut = asyncio.run_coroutine_threadsafe(self._board.start(timeout), loop)
+        fut = asyncio.run_coroutine_threadsafe(self._board.start(timeout, strict=strict), loop)
         try:
             fut.result()
         except BaseException:

@@ -3,6 +3,7 @@ signatures, admission, metrics."""
 
 import asyncio
 import random
+import socket
 import threading
 
 import pytest
@@ -234,3 +235,22 @@ async def test_zero_poll_timeout_does_not_starve_the_loop(registry, clock):
         await eventually(lambda: board.state(A) == "open")
     finally:
         await board.stop()
+
+
+async def test_unreachable_control_plane_fails_open_or_raises_when_strict(registry):
+    from brownout.transport import KafkaTransport
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    board = AsyncBreakerBoard(KafkaTransport(dead), registry=registry)
+    await board.start(timeout=0.5)
+    try:
+        assert not board.ready
+        assert board.state(A) == "closed" and board.healthy([A, B]) == [A, B]
+    finally:
+        await board.stop()
+    strict = AsyncBreakerBoard(KafkaTransport(dead), registry=registry)
+    with pytest.raises(TimeoutError, match="not read within"):
+        await strict.start(timeout=0.5, strict=True)
+    assert not strict.ready

@@ -6,6 +6,20 @@ JSON, versioned, one per key (the topic is compacted, keyed ``provider/region/mo
      "since", "until", "reason", "rule", "observed", "baseline", "probe_fraction",
      "seq", "issued_at", "expires_at"}
 
+For routers in other languages, the whole contract:
+
+- Read the topic from the beginning (no consumer group), keep the latest record per key, then
+  follow. A null value (tombstone) deletes the key.
+- Times are unix seconds. A record at or past ``expires_at`` means closed (fail open): the
+  collector re-issues every record each heartbeat, so expiry means it went quiet.
+- Keep a record only if ``(seq, issued_at)`` is not older than the one you hold (or that one
+  expired): ``seq`` grows with each transition of the key, heartbeats repeat it.
+- ``open``: send nothing to the key until ``until`` has passed and a newer record says so.
+  ``half_open``: admit a random ``probe_fraction`` of calls. ``closed``: all calls. When every
+  candidate is refused, call them anyway: nowhere to go is worse than a degraded provider.
+- Signed records carry ``brownout-signature``: hex HMAC-SHA256 of the value bytes, with the
+  key named by ``brownout-key-id``. With a key configured, refuse records without a valid one.
+
 >>> rec = ControlRecord(Key("openai", "eastus", "gpt-4o"), "open", since=100.0, until=130.0,
 ...     reason="tripped", rule="error_breaker", observed=0.4, baseline=0.01, probe_fraction=0.1,
 ...     seq=3, issued_at=100.0, expires_at=130.0)

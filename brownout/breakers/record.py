@@ -14,8 +14,8 @@ For routers in other languages, the whole contract:
   collector re-issues every record each heartbeat, so expiry means it went quiet.
 - Keep a record only if ``(seq, issued_at)`` is not older than the one you hold (or that one
   expired): ``seq`` grows with each transition of the key, heartbeats repeat it.
-- ``open``: send nothing to the key until ``until`` has passed and a newer record says so.
-  ``half_open``: admit a random ``probe_fraction`` of calls. ``closed``: all calls. When every
+- ``open``: send nothing to the key (``until`` says when the collector plans to half-open it;
+  wait for that record). ``half_open``: admit a random ``probe_fraction`` of calls. ``closed``: all calls. When every
   candidate is refused, call them anyway: nowhere to go is worse than a degraded provider.
 - Signed records carry ``brownout-signature``: hex HMAC-SHA256 of the value bytes, with the
   key named by ``brownout-key-id``. With a key configured, refuse records without a valid one.

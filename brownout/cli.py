@@ -139,19 +139,26 @@ def init_topics(config_file: str | None, bootstrap_servers: str | None, partitio
         click.echo(f"{spec.name}: {state} (partitions={spec.partitions}, {spec.config.get('cleanup.policy')})")
 
 
-def _register_optional() -> None:
-    # Command groups that live beside their part of the package.
-    for module, name in (("brownout.rules.cli", "rules"), ("brownout.breakers.cli", "control")):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        cmd = getattr(mod, name, None)
-        if isinstance(cmd, click.Command):
-            main.add_command(cmd, name)
+def _kafka_from_settings(ctx: click.Context) -> Any:
+    """Kafka settings for tools: BROWNOUT_CONFIG and BROWNOUT_KAFKA_* environment variables."""
+    from brownout.collector.settings import SettingsError, load_settings
+    from brownout.transport import KafkaTransport
+
+    try:
+        return KafkaTransport(load_settings().kafka_settings())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-_register_optional()
+def _register_groups() -> None:
+    from brownout.breakers.cli import control_group
+    from brownout.rules.cli import rules
+
+    main.add_command(rules, "rules")
+    main.add_command(control_group(_kafka_from_settings), "control")
+
+
+_register_groups()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -100,8 +100,10 @@ class Collector:
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
-            await self._producer.flush()
-            await self._producer.stop()
+            try:
+                await self._producer.flush()
+            finally:
+                await self._producer.stop()
         log.info("collector stopped: %s", dict(self.counts))
 
     async def poll_once(self, timeout: float = 0.5) -> int:

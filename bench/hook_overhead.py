@@ -3,20 +3,24 @@
 OTel's GenAI OpenAI instrumentation (opentelemetry-instrumentation-openai-v2) and OpenLLMetry's
 opentelemetry-instrumentation-openai, in the same run, against the same local server.
 
-    python bench/hook_overhead.py [--json] [--rounds 12] [--calls 20] [--chunks 100]
+    python bench/hook_overhead.py [--json] [--rounds 15] [--calls 30] [--chunks 100]
 
 End to end: the real openai SDK against brownout.hooks.testing.FakeLLMServer (loopback HTTP,
-JSON and SSE, in its own process), modes interleaved round by round (order rotated), the median time of a call
-in each mode minus the bare SDK's. Per chunk: (streamed-call overhead - per-call overhead) /
-chunks. ``noise_us_*`` is the standard error of such a difference of medians: smaller
-differences are not resolved. A peer that is not installed, or fails to instrument, is reported
+JSON and SSE) running in its own process, as a provider would. Each mode (bare SDK, brownout,
+each peer) lives in its own worker process, so no instrumentation can leak into another mode
+(an uninstrument that leaves wrappers behind, a background thread); the parent drives the
+workers one at a time, round by round, order rotated. Result: the median time of a call in a
+mode minus the bare SDK's; per chunk, (streamed-call overhead - per-call overhead) / chunks.
+``noise_us_*`` is the standard error of such a difference of medians: smaller differences are
+not resolved on this machine. A peer that is not installed, or fails to instrument, is reported
 unavailable. Peers get an SDK TracerProvider with a BatchSpanProcessor and an exporter that
-drops spans (their own export cost is not counted); content capture is off for all.
+drops spans (their export cost is not counted); content capture is off for every mode.
 
-End to end, a few microseconds are below the noise of a ~1-4 ms loopback call (``noise_us``
-says how much), so brownout's own cost is also measured in isolation: the hook's wrapper around
-a ``create`` that returns a ready ChatCompletion, and the stream proxy iterating a ready list of
-ChatCompletionChunk objects, each against the bare call or list.
+A few microseconds are below the noise of a ~1 ms loopback call, so brownout's own cost is also
+measured in isolation: the hook's wrapper around a ``create`` that returns a ready
+ChatCompletion, and its stream proxy iterating a ready list of ChatCompletionChunk objects,
+each against the bare call or list (``brownout_isolated_*``), plus the CPU its exporter thread
+spends per event, off the call's path (``brownout_background_us_per_event``).
 """
 
 from __future__ import annotations
@@ -33,28 +37,34 @@ from typing import Any, Callable
 
 os.environ.setdefault("TRACELOOP_TRACE_CONTENT", "false")
 os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import openai  # noqa: E402
-
-import brownout.hooks as hooks  # noqa: E402
-from brownout.transport import MemoryTransport  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 PEERS = ("otel_openai_v2", "openllmetry")
 
 
-# --- modes -------------------------------------------------------------------------------------
-class Mode:
-    def __init__(self, name: str, on: Callable[[], None], off: Callable[[], None],
-                 seen: Callable[[], int]) -> None:
-        self.name, self.on, self.off, self.seen = name, on, off, seen
+# --- worker: one mode, one process ------------------------------------------------------------
+def _setup(mode: str) -> Callable[[], int]:
+    """Instrument this process for ``mode``; return a function counting the spans/events made."""
+    if mode == "bare":
+        return lambda: 0
+    if mode == "brownout":
+        import brownout.hooks as hooks
+        from brownout.transport import MemoryTransport
 
-
-def _peer_tracer() -> tuple[Any, list[int]]:
+        hooks.configure(transport=MemoryTransport())
+        hooks.instrument_openai(region="local")
+        return lambda: (hooks.flush(30.0), hooks.stats()["sent"])[1]
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+    if mode == "otel_openai_v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    elif mode == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
     count = [0]
 
     class DropExporter(SpanExporter):
@@ -64,44 +74,10 @@ def _peer_tracer() -> tuple[Any, list[int]]:
 
     tp = TracerProvider()
     tp.add_span_processor(BatchSpanProcessor(DropExporter()))
-    return tp, count
+    OpenAIInstrumentor().instrument(tracer_provider=tp)
+    return lambda: (tp.force_flush(), count[0])[1]
 
 
-def _peer(name: str) -> Mode:
-    if name == "otel_openai_v2":
-        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-    else:
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor  # type: ignore[no-redef]
-    tp, count = _peer_tracer()
-    inst = OpenAIInstrumentor()
-
-    def seen() -> int:
-        tp.force_flush()
-        return count[0]
-
-    return Mode(name, lambda: inst.instrument(tracer_provider=tp), inst.uninstrument, seen)
-
-
-def modes(peers: tuple[str, ...] = PEERS) -> tuple[list[Mode], dict[str, str]]:
-    out = [Mode("bare", lambda: None, lambda: None, lambda: 0),
-           Mode("brownout", lambda: hooks.instrument_openai(region="local"), hooks.uninstrument_openai,
-                lambda: hooks.flush(30.0) and hooks.stats()["sent"])]
-    unavailable: dict[str, str] = {}
-    for name in PEERS:
-        if name not in peers:
-            unavailable[name] = "not selected (--peers)"
-            continue
-        try:
-            m = _peer(name)
-            m.on()
-            m.off()
-            out.append(m)
-        except Exception as exc:  # not installed, or does not fit this openai version
-            unavailable[name] = f"{type(exc).__name__}: {exc}"[:200]
-    return out, unavailable
-
-
-# --- end to end ---------------------------------------------------------------------------------
 def _calls(client: Any, n: int, stream: bool) -> list[float]:
     out = []
     for _ in range(n):
@@ -116,76 +92,121 @@ def _calls(client: Any, n: int, stream: bool) -> list[float]:
     return out
 
 
+def worker(mode: str, url: str) -> int:
+    """Answer the parent's commands on stdin: ``call N``, ``stream N``, ``seen``, one JSON line each."""
+    import openai
+
+    try:
+        seen = _setup(mode)
+    except Exception as exc:  # not installed, or does not fit this openai version
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:200]}), flush=True)
+        return 0
+    client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
+    _calls(client, 5, False)  # warm up: imports, connection pool, caches
+    _calls(client, 2, True)
+    base = seen()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "call":
+            print(json.dumps(_calls(client, int(arg), False)), flush=True)
+        elif cmd == "stream":
+            print(json.dumps(_calls(client, int(arg), True)), flush=True)
+        elif cmd == "seen":
+            print(json.dumps(seen() - base), flush=True)
+    client.close()
+    return 0
+
+
+class Worker:
+    def __init__(self, mode: str, url: str) -> None:
+        self.mode = mode
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", mode, "--url", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        first = json.loads(self.proc.stdout.readline() or '{"error": "worker died"}')
+        self.error: str | None = first.get("error")
+
+    def ask(self, command: str) -> Any:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+# --- parent: end to end --------------------------------------------------------------------------
 def _sem_of_median(xs: list[float]) -> float:
-    """Standard error of a median, from the MAD (robust to the shared machine's outliers)."""
+    """Standard error of a median, from the MAD (robust to a shared machine's outliers)."""
     med = statistics.median(xs)
     mad = statistics.median(abs(x - med) for x in xs)
     return 1.253 * 1.4826 * mad / len(xs) ** 0.5
 
 
-def end_to_end(ms: list[Mode], rounds: int, calls: int, stream_calls: int, chunks: int) -> dict[str, Any]:
-    # The server runs in its own process, as a provider would: in this one it would compete for
-    # the GIL with the app's thread and the hooks' exporter.
+def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: int,
+               chunks: int) -> dict[str, Any]:
     server = subprocess.Popen([sys.executable, "-m", "brownout.hooks.testing", "--chunks", str(chunks)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              cwd=str(Path(__file__).resolve().parent.parent))
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
     url = server.stdout.readline().strip()
-    client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
-    per_call: dict[str, list[float]] = {m.name: [] for m in ms}
-    per_stream: dict[str, list[float]] = {m.name: [] for m in ms}
-    seen_before = {}
+    workers: list[Worker] = []
+    unavailable: dict[str, str] = {p: "not selected (--peers)" for p in PEERS if p not in peers}
     try:
-        for m in ms:  # warm up every path (imports, connection pool, caches)
-            m.on()
-            seen_before[m.name] = m.seen()
-            _calls(client, 5, False)
-            _calls(client, 2, True)
-            m.off()
+        for mode in ("bare", "brownout") + tuple(p for p in PEERS if p in peers):
+            w = Worker(mode, url)
+            if w.error:
+                unavailable[mode] = w.error
+                w.close()
+            else:
+                workers.append(w)
+        per_call: dict[str, list[float]] = {w.mode: [] for w in workers}
+        per_stream: dict[str, list[float]] = {w.mode: [] for w in workers}
         for r in range(rounds):
-            order = ms[r % len(ms):] + ms[:r % len(ms)]
-            for m in order:
-                m.on()
-                try:
-                    per_call[m.name].extend(_calls(client, calls, False))
-                    per_stream[m.name].extend(_calls(client, stream_calls, True))
-                finally:
-                    m.off()
-                    m.seen()  # let its background export finish before the next mode is timed
-        spans = {}
-        for m in ms:
-            m.on()
-            spans[m.name] = m.seen() - seen_before[m.name]
-            m.off()
+            for w in workers[r % len(workers):] + workers[:r % len(workers)]:
+                per_call[w.mode].extend(w.ask(f"call {calls}"))
+                per_stream[w.mode].extend(w.ask(f"stream {stream_calls}"))
+                w.ask("seen")  # its background export finishes before the next mode is timed
+        seen = {w.mode: w.ask("seen") for w in workers}
     finally:
-        client.close()
+        for w in workers:
+            w.close()
         server.stdin.close()
-        server.wait(10)
+        server.wait(30)
     med_call = {k: statistics.median(v) for k, v in per_call.items()}
     med_stream = {k: statistics.median(v) for k, v in per_stream.items()}
-    out: dict[str, Any] = {"bare_us_per_call": round(med_call["bare"] * 1e6, 1),
-                           "bare_us_per_chunk": round(med_stream["bare"] / chunks * 1e6, 2),
-                           "noise_us_per_call": round(_sem_of_median(per_call["bare"]) * 2 ** 0.5 * 1e6, 1),
-                           "noise_us_per_chunk": round(_sem_of_median(per_stream["bare"]) * 2 ** 0.5
-                                                       / chunks * 1e6, 2),
-                           "spans_or_events_seen": spans}
-    for m in ms:
-        if m.name == "bare":
-            continue
-        call = med_call[m.name] - med_call["bare"]
-        stream = med_stream[m.name] - med_stream["bare"]
-        out[f"{m.name}_us_per_call"] = round(call * 1e6, 1)
-        out[f"{m.name}_us_per_chunk"] = round((stream - call) / chunks * 1e6, 2)
-        out[f"{m.name}_us_per_streamed_call"] = round(stream * 1e6, 1)
+    out: dict[str, Any] = {
+        "unavailable": unavailable,
+        "bare_us_per_call": round(med_call["bare"] * 1e6, 1),
+        "bare_us_per_chunk": round(med_stream["bare"] / chunks * 1e6, 2),
+        "noise_us_per_call": round(_sem_of_median(per_call["bare"]) * 2 ** 0.5 * 1e6, 1),
+        "noise_us_per_chunk": round(_sem_of_median(per_stream["bare"]) * 2 ** 0.5 / chunks * 1e6, 2),
+        "spans_or_events_seen": seen,
+        "calls_per_mode": rounds * calls, "streamed_calls_per_mode": rounds * stream_calls,
+        "chunks_per_streamed_call": chunks,
+    }
+    for mode in [w.mode for w in workers if w.mode != "bare"]:
+        call = med_call[mode] - med_call["bare"]
+        stream = med_stream[mode] - med_stream["bare"]
+        out[f"{mode}_us_per_call"] = round(call * 1e6, 1)
+        out[f"{mode}_us_per_chunk"] = round((stream - call) / chunks * 1e6, 2)
+        out[f"{mode}_us_per_streamed_call"] = round(stream * 1e6, 1)
+    for peer in PEERS:
+        out.setdefault(f"{peer}_us_per_call", None)
+        out.setdefault(f"{peer}_us_per_chunk", None)
     return out
 
 
-# --- isolation ----------------------------------------------------------------------------------
+# --- parent: isolation ----------------------------------------------------------------------------
 def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
+    import openai
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+    import brownout.hooks as hooks
     from brownout.hooks import openai as oh
     from brownout.hooks._observation import Observation
     from brownout.hooks._streams import SyncStreamProxy
+    from brownout.transport import MemoryTransport
 
     ready = ChatCompletion.model_validate({
         "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-2025",
@@ -237,6 +258,7 @@ def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
     t0 = time.perf_counter()
     hooks.flush(600.0)
     background = (time.perf_counter() - t0) / max(1, queued)
+    hooks.shutdown()
     client.close()
     return {"brownout_isolated_us_per_call": round((min(hook_c) - min(bare_c)) * 1e6, 2),
             "brownout_isolated_us_per_chunk": round((min(hook_k) - min(bare_k)) * 1e6, 3),
@@ -246,35 +268,31 @@ def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--calls", type=int, default=30, help="non-streamed calls per mode per round")
     ap.add_argument("--stream-calls", type=int, default=5, help="streamed calls per mode per round")
     ap.add_argument("--chunks", type=int, default=100, help="content chunks per streamed call")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to compare (default: all)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if min(args.rounds, args.calls, args.stream_calls, args.chunks) < 1 or args.rounds < 2:
+    if args.worker:
+        return worker(args.worker, args.url)
+    if min(args.calls, args.stream_calls, args.chunks) < 1 or args.rounds < 2:
         ap.error("--rounds must be >= 2 and --calls, --stream-calls, --chunks >= 1")
+    import openai
 
     result: dict[str, Any] = {"python": sys.version.split()[0], "openai": openai.__version__}
-    hooks.configure(transport=MemoryTransport())
-    ms, unavailable = modes(tuple(p for p in args.peers.split(",") if p))
-    result["unavailable"] = unavailable
-    result.update(end_to_end(ms, args.rounds, args.calls, args.stream_calls, args.chunks))
-    # after the end-to-end runs: its ~10^5 queued events would otherwise weigh on them
+    result.update(end_to_end(tuple(p for p in args.peers.split(",") if p), args.rounds, args.calls,
+                             args.stream_calls, args.chunks))
     result.update(isolated(n_calls=20_000, n_chunks=1_000, repeats=50))
     for peer in PEERS:
-        if peer in unavailable:
-            result[f"{peer}_us_per_call"] = None
-            result[f"{peer}_us_per_chunk"] = None
-            continue
         for unit in ("call", "chunk"):
-            ours = result[f"brownout_isolated_us_per_{unit}"]
-            theirs = result[f"{peer}_us_per_{unit}"]
+            ours, theirs = result[f"brownout_isolated_us_per_{unit}"], result[f"{peer}_us_per_{unit}"]
             result[f"{peer}_{unit}_ratio_vs_brownout_isolated"] = \
                 round(theirs / ours, 1) if ours and ours > 0 and theirs is not None else None
-    hooks.shutdown()
     if args.json:
         print(json.dumps(result, indent=1))
     else:

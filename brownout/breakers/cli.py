@@ -138,13 +138,19 @@ def control_group(transport_factory: TransportFactory | None = None) -> click.Gr
     @click.option("--json", "json_lines", is_flag=True, help="One JSON control record per line.")
     @click.option("--verify-key-file", "key_files", multiple=True, type=click.Path(dir_okay=False),
                   help="Refuse records not signed with this key (repeat for rotation).")
+    @click.option("--bootstrap-servers", help="Kafka to read from (overrides the configured transport).")
     @click.pass_context
     def tail(ctx: click.Context, topic: str, once: bool, duration: float | None, json_lines: bool,
-             key_files: tuple[str, ...]) -> None:
+             key_files: tuple[str, ...], bootstrap_servers: str | None) -> None:
         """Print the breaker board, then follow changes (Ctrl-C to stop)."""
         factory = transport_factory or (ctx.obj or {}).get("transport_factory")
+        if bootstrap_servers:
+            from brownout.transport.kafka import KafkaTransport
+
+            def factory(ctx: click.Context) -> Transport:
+                return KafkaTransport(bootstrap_servers)
         if factory is None:
-            raise click.UsageError("no transport configured for `control tail`")
+            raise click.UsageError("no transport configured for `control tail`: pass --bootstrap-servers")
         keys: dict[str, bytes] = {}
         for path in key_files:
             with open(path, "rb") as fh:

@@ -45,3 +45,32 @@ async def test_board_rebuilds_and_follows_on_kafka(kafka_transport, topic_name):
             await board.stop()
     finally:
         await producer.stop()
+
+
+def test_control_tail_reads_kafka(kafka_bootstrap, kafka_transport, topic_name):
+    from click.testing import CliRunner
+
+    from brownout.breakers.cli import control_group
+
+    topic = topic_name("control")
+    control = default_topics()[1]
+
+    async def seed():
+        await kafka_transport.create_topics([TopicSpec(topic, 1, 1, control.config)])
+        book = BreakerBook(BreakerConfig(jitter=0.0))
+        for k in (A, B):
+            book.observe(Event(k, 0.0, 1.0))
+        book.on_finding(Finding(100.0, "error_breaker", A, "trip", 0.4, 0.01, action="breaker"))
+        book.advance(100.0)
+        producer = kafka_transport.producer()
+        await producer.start()
+        try:
+            await book.publish(producer, 100.0, topic)
+        finally:
+            await producer.stop()
+
+    asyncio.run(seed())
+    result = CliRunner().invoke(control_group(), ["tail", "--once", "--topic", topic,
+                                                  "--bootstrap-servers", kafka_bootstrap])
+    assert result.exit_code == 0, result.output
+    assert [ln.split()[:2] for ln in result.output.splitlines()[1:]] == [[str(A), "open"]]

@@ -56,7 +56,7 @@ def test_transport_factory_from_context_or_a_usage_error():
     ok = CliRunner().invoke(group, ["tail", "--once"], obj={"transport_factory": lambda ctx: t})
     assert ok.exit_code == 0
     missing = CliRunner().invoke(group, ["tail", "--once"])
-    assert missing.exit_code == 2 and "no transport" in missing.output
+    assert missing.exit_code == 2 and "--bootstrap-servers" in missing.output
 
 
 async def test_follows_changes_but_not_heartbeats():

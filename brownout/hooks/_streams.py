@@ -1,13 +1,13 @@
 """Stream proxies: iterate an SDK's stream, time each chunk, finalise the observation exactly once.
 
 Until the first content chunk every item is checked (``adapter.is_content``, ``adapter.note``);
-after it the per-chunk work is one ``perf_counter()``, one append and two local stores. Usage,
+after it the per-chunk work is one ``perf_counter()``, one append and three local stores. Usage,
 model and finish reasons are read at the end from the last two items, which is where every SDK
-we wrap puts them. The observation ends on exhaustion, ``break`` (our generator is closed),
+we wrap puts them; the times of up to three trailing non-content items are dropped. The observation ends on exhaustion, ``break`` (our generator is closed),
 ``close()``, context exit, an exception mid-stream, or the proxy being garbage-collected.
 
 >>> class Chunks:
-...     def is_content(self, item): return item != "role"
+...     def is_content(self, item): return item not in ("role", "stop")
 ...     def note(self, obs, item): pass
 ...     def finish(self, obs, prev, last): obs.finish_reasons = (last,)
 >>> from brownout.hooks import Observation
@@ -15,7 +15,7 @@ we wrap puts them. The observation ends on exhaustion, ``break`` (our generator 
 >>> list(SyncStreamProxy(iter(["role", "a", "b", "stop"]), obs, Chunks()))
 ['role', 'a', 'b', 'stop']
 >>> obs.done, len(obs.chunk_times), obs.finish_reasons
-(True, 3, ('stop',))
+(True, 2, ('stop',))
 """
 
 from __future__ import annotations
@@ -42,14 +42,24 @@ class StreamAdapter(Protocol):
         """Read usage, response model and finish reasons from the last two items."""
 
 
-def _finish(obs: Observation, adapter: StreamAdapter, prev: Any, last: Any, completed: bool,
+def _finish(obs: Observation, adapter: StreamAdapter, tail: tuple[Any, Any, Any], completed: bool,
             at: float | None = None) -> None:
     if obs.done:
         return
     try:
-        adapter.finish(obs, prev, last)
+        adapter.finish(obs, tail[1], tail[2])
         if completed and not obs.finish_reasons and obs.error_type is None:
             obs.finish_reasons = ("error",)  # the stream ended without saying why: it was cut
+        # Items after the last content (finish, usage, stop events) arrive in one burst; their
+        # near-zero gaps are not inter-token latency.
+        trailing = 0
+        for item in reversed(tail):
+            if item is None or adapter.is_content(item):
+                break
+            trailing += 1
+        ts = obs.chunk_times
+        if trailing and ts is not None and len(ts) > trailing:
+            del ts[-trailing:]
     except Exception:
         log.debug("brownout: could not read the end of a stream", exc_info=True)
     obs.end(at)
@@ -62,7 +72,7 @@ def _last_time(obs: Observation) -> float | None:
 class SyncStreamProxy:
     """Wraps a sync stream (an iterator, usually also a context manager with ``close()``)."""
 
-    __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev", "_last")
+    __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev2", "_prev", "_last")
 
     def __init__(self, stream: Any, obs: Observation, adapter: StreamAdapter) -> None:
         if obs.chunk_times is None:
@@ -71,6 +81,7 @@ class SyncStreamProxy:
         self._obs = obs
         self._adapter = adapter
         self._it: Any = None
+        self._prev2: Any = None
         self._prev: Any = None
         self._last: Any = None
 
@@ -89,7 +100,7 @@ class SyncStreamProxy:
             return
         append = obs.chunk_times.append
         adapter = self._adapter
-        prev, last = self._prev, self._last
+        prev2, prev, last = self._prev2, self._prev, self._last
         completed = False
         try:
             it = iter(self._stream)
@@ -105,6 +116,7 @@ class SyncStreamProxy:
                     yield item
             for item in it:
                 append(perf_counter())
+                prev2 = prev
                 prev = last
                 last = item
                 yield item
@@ -115,14 +127,14 @@ class SyncStreamProxy:
             obs.fail(exc)
             raise
         finally:
-            self._prev, self._last = prev, last
-            _finish(obs, adapter, prev, last, completed)
+            self._prev2, self._prev, self._last = prev2, prev, last
+            _finish(obs, adapter, (prev2, prev, last), completed)
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            _finish(self._obs, self._adapter, self._prev, self._last, False)
+            _finish(self._obs, self._adapter, (self._prev2, self._prev, self._last), False)
 
     def __enter__(self) -> "SyncStreamProxy":
         return self
@@ -139,7 +151,7 @@ class SyncStreamProxy:
         try:
             obs = self._obs
             if not obs.done:
-                _finish(obs, self._adapter, self._prev, self._last, False, _last_time(obs))
+                _finish(obs, self._adapter, (self._prev2, self._prev, self._last), False, _last_time(obs))
         except Exception:
             pass
 
@@ -147,7 +159,7 @@ class SyncStreamProxy:
 class AsyncStreamProxy:
     """Wraps an async stream (an async iterator, usually with async ``close()``)."""
 
-    __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev", "_last")
+    __slots__ = ("_stream", "_obs", "_adapter", "_it", "_prev2", "_prev", "_last")
 
     def __init__(self, stream: Any, obs: Observation, adapter: StreamAdapter) -> None:
         if obs.chunk_times is None:
@@ -156,6 +168,7 @@ class AsyncStreamProxy:
         self._obs = obs
         self._adapter = adapter
         self._it: Any = None
+        self._prev2: Any = None
         self._prev: Any = None
         self._last: Any = None
 
@@ -175,7 +188,7 @@ class AsyncStreamProxy:
             return
         append = obs.chunk_times.append
         adapter = self._adapter
-        prev, last = self._prev, self._last
+        prev2, prev, last = self._prev2, self._prev, self._last
         completed = False
         try:
             it = self._stream.__aiter__()
@@ -191,6 +204,7 @@ class AsyncStreamProxy:
                     yield item
             async for item in it:
                 append(perf_counter())
+                prev2 = prev
                 prev = last
                 last = item
                 yield item
@@ -201,14 +215,14 @@ class AsyncStreamProxy:
             obs.fail(exc)
             raise
         finally:
-            self._prev, self._last = prev, last
-            _finish(obs, adapter, prev, last, completed)
+            self._prev2, self._prev, self._last = prev2, prev, last
+            _finish(obs, adapter, (prev2, prev, last), completed)
 
     async def close(self) -> None:
         try:
             await self._stream.close()
         finally:
-            _finish(self._obs, self._adapter, self._prev, self._last, False)
+            _finish(self._obs, self._adapter, (self._prev2, self._prev, self._last), False)
 
     async def __aenter__(self) -> "AsyncStreamProxy":
         return self
@@ -225,6 +239,6 @@ class AsyncStreamProxy:
         try:
             obs = self._obs
             if not obs.done:
-                _finish(obs, self._adapter, self._prev, self._last, False, _last_time(obs))
+                _finish(obs, self._adapter, (self._prev2, self._prev, self._last), False, _last_time(obs))
         except Exception:
             pass

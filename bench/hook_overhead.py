@@ -11,8 +11,9 @@ each peer) lives in its own worker process, so no instrumentation can leak into 
 (an uninstrument that leaves wrappers behind, a background thread); the parent drives the
 workers one at a time, round by round, order rotated. Result: the median time of a call in a
 mode minus the bare SDK's; per chunk, (streamed-call overhead - per-call overhead) / chunks.
-``noise_us_*`` is the standard error of such a difference of medians: smaller differences are
-not resolved on this machine. A peer that is not installed, or fails to instrument, is reported
+``noise_us_*`` is the standard error of such a difference of medians, and ``process_bias_*``
+what a second, identical bare worker measures against the first: smaller differences are not
+resolved on this machine. A peer that is not installed, or fails to instrument, is reported
 unavailable. Peers get an SDK TracerProvider with a BatchSpanProcessor and an exporter that
 drops spans (their export cost is not counted); content capture is off for every mode.
 
@@ -47,7 +48,7 @@ PEERS = ("otel_openai_v2", "openllmetry")
 # --- worker: one mode, one process ------------------------------------------------------------
 def _setup(mode: str) -> Callable[[], int]:
     """Instrument this process for ``mode``; return a function counting the spans/events made."""
-    if mode == "bare":
+    if mode in ("bare", "bare_control"):
         return lambda: 0
     if mode == "brownout":
         import brownout.hooks as hooks
@@ -153,7 +154,7 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
     workers: list[Worker] = []
     unavailable: dict[str, str] = {p: "not selected (--peers)" for p in PEERS if p not in peers}
     try:
-        for mode in ("bare", "brownout") + tuple(p for p in PEERS if p in peers):
+        for mode in ("bare", "bare_control", "brownout") + tuple(p for p in PEERS if p in peers):
             w = Worker(mode, url)
             if w.error:
                 unavailable[mode] = w.error
@@ -185,7 +186,10 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
         "calls_per_mode": rounds * calls, "streamed_calls_per_mode": rounds * stream_calls,
         "chunks_per_streamed_call": chunks,
     }
-    for mode in [w.mode for w in workers if w.mode != "bare"]:
+    # A second bare worker: how far two identical processes differ on this machine.
+    out["process_bias_us_per_call"] = round((med_call["bare_control"] - med_call["bare"]) * 1e6, 1)
+    out["process_bias_us_per_streamed_call"] = round((med_stream["bare_control"] - med_stream["bare"]) * 1e6, 1)
+    for mode in [w.mode for w in workers if w.mode not in ("bare", "bare_control")]:
         call = med_call[mode] - med_call["bare"]
         stream = med_stream[mode] - med_stream["bare"]
         out[f"{mode}_us_per_call"] = round(call * 1e6, 1)

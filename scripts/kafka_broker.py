@@ -8,6 +8,12 @@ Stdlib only, so the test fixture can import it before anything is installed.
 
     python scripts/kafka_broker.py fetch          # download the jars (idempotent)
     python scripts/kafka_broker.py run [--port N]  # print the bootstrap address, serve until Ctrl-C
+    python scripts/kafka_broker.py run --sasl-ssl --user NAME=PASSWORD   # TLS + SCRAM-SHA-512
+
+``KafkaBroker(sasl_ssl=True, scram_users={...})`` serves clients on a SASL_SSL listener only:
+a throwaway CA and broker certificate made with ``openssl`` (``broker.ca_file`` is what clients
+trust) and SCRAM-SHA-512 users created when the storage is formatted. ``halt()`` and ``resume()``
+stop and start the same broker on the same ports and log dir (a broker restart).
 
 >>> with KafkaBroker() as broker:                  # doctest: +SKIP
 ...     broker.bootstrap_servers
@@ -27,6 +33,7 @@ import socket
 import struct
 import subprocess
 import sys
+import textwrap
 import tempfile
 import time
 import uuid
@@ -187,16 +194,38 @@ class KafkaBroker:
 
     def __init__(self, libs: Path | str | None = None, *, port: int | None = None,
                  startup_timeout: float = 120.0, java: str | None = None,
-                 config: dict[str, str] | None = None) -> None:
+                 config: dict[str, str] | None = None, sasl_ssl: bool = False,
+                 scram_users: dict[str, str] | None = None) -> None:
         self.libs = Path(libs) if libs else None
         self.port = port
         self.startup_timeout = startup_timeout
         self.java = java or _java()
         self.extra_config = dict(config or {})
+        self.sasl_ssl = sasl_ssl
+        self.scram_users = dict(scram_users or {})
+        if self.scram_users and not sasl_ssl:
+            raise BrokerError("scram_users need sasl_ssl=True")
+        for name in self.scram_users:
+            if not name or any(c in name for c in "=,[] "):
+                raise BrokerError(f"scram user name {name!r}: must be non-empty without '=', ',', '[', ']' or spaces")
         self.host = "127.0.0.1"
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_in: float | None = None
+        self.controller_port: int | None = None
+        self.internal_port: int | None = None  # PLAINTEXT, broker-internal and probes, with sasl_ssl
+        self._halted = False
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_SSL" if self.sasl_ssl else "PLAINTEXT"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM of the throwaway CA that signed the broker's certificate (``sasl_ssl`` only)."""
+        if not self.sasl_ssl or self.workdir is None:
+            raise BrokerError("ca_file: the broker is not started with sasl_ssl=True")
+        return self.workdir / "tls" / "ca.pem"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -215,7 +244,28 @@ class KafkaBroker:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def _properties(self, port: int, controller_port: int, data: Path) -> str:
-        props = {
+        props = self._base_properties(port, controller_port, data)
+        if self.sasl_ssl:
+            assert self.workdir is not None and self.internal_port is not None
+            tls = self.workdir / "tls"
+            props.update({
+                "listeners": f"SASL_SSL://{self.host}:{port},INTERNAL://{self.host}:{self.internal_port},"
+                             f"CONTROLLER://{self.host}:{controller_port}",
+                "advertised.listeners": f"SASL_SSL://{self.host}:{port},INTERNAL://{self.host}:{self.internal_port}",
+                "inter.broker.listener.name": "INTERNAL",
+                "listener.security.protocol.map": "SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(tls / "broker-keystore.pem"),
+                "ssl.client.auth": "none",
+            })
+        props.update(self.extra_config)
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _base_properties(self, port: int, controller_port: int, data: Path) -> dict[str, str]:
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{controller_port}",
@@ -245,8 +295,36 @@ class KafkaBroker:
             "log.cleaner.threads": "1",
             "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
         }
-        props.update(self.extra_config)
-        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _make_tls(self) -> None:
+        """A throwaway CA and a broker certificate for 127.0.0.1/localhost, with openssl."""
+        assert self.workdir is not None
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise BrokerError("openssl is not on PATH; install it (apt-get install openssl) for sasl_ssl=True")
+        tls = self.workdir / "tls"
+        tls.mkdir()
+        (tls / "broker.ext").write_text(textwrap.dedent("""\
+            subjectAltName = IP:127.0.0.1, DNS:localhost
+            basicConstraints = CA:FALSE
+            keyUsage = digitalSignature, keyEncipherment
+            extendedKeyUsage = serverAuth
+            """))
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=brownout throwaway test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+             "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "broker.pem", "-days", "2", "-extfile", "broker.ext"],
+        ]
+        for args in steps:
+            proc = subprocess.run([openssl, *args], cwd=tls, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BrokerError(f"openssl {args[0]} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+        # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain.
+        (tls / "broker-keystore.pem").write_text((tls / "broker.key").read_text() + (tls / "broker.pem").read_text()
+                                                 + (tls / "ca.pem").read_text())
 
     def _java_cmd(self, main: str, *args: str) -> list[str]:
         assert self.libs is not None and self.workdir is not None
@@ -278,28 +356,70 @@ class KafkaBroker:
 
     def _start_once(self, port: int) -> None:
         self.port = port
-        controller_port = free_port()
-        while controller_port == port:
-            controller_port = free_port()
+        taken = {port}
+        self.controller_port = _free_port_except(taken)
+        self.internal_port = _free_port_except(taken | {self.controller_port}) if self.sasl_ssl else None
         self.workdir = Path(tempfile.mkdtemp(prefix="brownout-kafka-"))
+        if self.sasl_ssl:
+            self._make_tls()
         props = self.workdir / "server.properties"
-        props.write_text(self._properties(port, controller_port, self.workdir / "data"))
+        props.write_text(self._properties(port, self.controller_port, self.workdir / "data"))
         (self.workdir / "log4j2.properties").write_text(LOG4J2)
-        log = open(self.workdir / "kafka.log", "wb")
-        try:
+        scram = [arg for name, password in self.scram_users.items()
+                 for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
+        with open(self.workdir / "kafka.log", "wb") as log:
             fmt = subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                                                "-c", str(props)), stdout=log, stderr=subprocess.STDOUT)
-            if fmt.returncode != 0:
-                raise BrokerError(f"formatting KRaft storage failed (exit {fmt.returncode}):\n{self.log_tail()}")
-            self.proc = subprocess.Popen(self._java_cmd("kafka.Kafka", str(props)), stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                "-c", str(props), *scram), stdout=log, stderr=subprocess.STDOUT)
+        if fmt.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed (exit {fmt.returncode}):\n{self.log_tail()}")
+        self._launch()
+
+    def _launch(self) -> None:
+        assert self.workdir is not None
+        with open(self.workdir / "kafka.log", "ab") as log:
+            self.proc = subprocess.Popen(self._java_cmd("kafka.Kafka", str(self.workdir / "server.properties")),
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, preexec_fn=_die_with_parent)
-        finally:
-            log.close()
         self._wait_ready()
+
+    def halt(self, *, kill: bool = False, timeout: float = 20.0) -> None:
+        """Stop the JVM but keep its ports, log dir and data: a broker restart's first half.
+
+        SIGTERM (a controlled shutdown) unless ``kill`` (SIGKILL: a crash); :meth:`resume` starts it again.
+        """
+        proc = self.proc
+        if proc is None:
+            raise BrokerError("halt: broker not started")
+        if proc.poll() is None:
+            if kill:
+                proc.kill()
+            else:
+                proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._halted = True
+
+    def resume(self) -> float:
+        """Start the halted broker again on the same ports and data; return the seconds it took."""
+        if self.proc is None or self.workdir is None or not self._halted:
+            raise BrokerError("resume: the broker is not halted")
+        began = time.monotonic()
+        self._halted = False
+        try:
+            self._launch()
+        except BaseException:
+            self._cleanup()
+            raise
+        return time.monotonic() - began
 
     def _wait_ready(self) -> None:
         assert self.proc is not None and self.port is not None
+        # A SASL_SSL listener does not answer a plain Metadata request: probe the internal one.
+        probe = self.internal_port if self.sasl_ssl else self.port
+        assert probe is not None
         deadline = time.monotonic() + self.startup_timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -307,12 +427,12 @@ class KafkaBroker:
             if code is not None:
                 raise BrokerError(f"Kafka exited with code {code} while starting; log tail:\n{self.log_tail()}")
             try:
-                if any(p == self.port for _, _, p in metadata_brokers(self.host, self.port)):
+                if any(p == probe for _, _, p in metadata_brokers(self.host, probe)):
                     return
             except (OSError, struct.error) as exc:
                 last_error = exc
             time.sleep(0.1)
-        raise BrokerError(f"Kafka did not answer a Metadata request on {self.host}:{self.port} within "
+        raise BrokerError(f"Kafka did not answer a Metadata request on {self.host}:{probe} within "
                           f"{self.startup_timeout:.0f} s (last error: {last_error}); log tail:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -344,6 +464,13 @@ class KafkaBroker:
         self.stop()
 
 
+def _free_port_except(taken: set[int]) -> int:
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    return port
+
+
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").exists():
@@ -362,12 +489,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("fetch", help="download the broker jars into the cache (idempotent)")
     run = sub.add_parser("run", help="start a broker, print its bootstrap address, serve until Ctrl-C")
     run.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
+    run.add_argument("--sasl-ssl", action="store_true", help="a SASL_SSL (SCRAM-SHA-512) listener with a throwaway CA")
+    run.add_argument("--user", action="append", default=[], metavar="NAME=PASSWORD",
+                     help="a SCRAM-SHA-512 user (with --sasl-ssl; repeatable)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
             print(fetch())
             return 0
-        broker = KafkaBroker(port=args.port)
+        users = dict(u.split("=", 1) for u in args.user if "=" in u)
+        broker = KafkaBroker(port=args.port, sasl_ssl=args.sasl_ssl, scram_users=users)
 
         def on_term(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
@@ -376,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             broker.start()
             print(broker.bootstrap_servers, flush=True)
+            if broker.sasl_ssl:
+                print(f"SASL_SSL (SCRAM-SHA-512); CA file {broker.ca_file}", file=sys.stderr, flush=True)
             print(f"Kafka {KAFKA_VERSION} ready in {broker.started_in:.1f} s; log {broker.log_path}; "
                   f"export KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}; Ctrl-C stops it",
                   file=sys.stderr, flush=True)

@@ -160,7 +160,7 @@ def _sync_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., A
             raise
         if isinstance(result, Stream):
             return SyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
-        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, adapter))
+        emit((t, kwargs.get("model"), kwargs.get("stream") is True, t0, perf_counter(), result, adapter))
         return result
 
     setattr(create, _MARK, original)
@@ -185,7 +185,7 @@ def _async_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., 
             raise
         if isinstance(result, AsyncStream):
             return AsyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
-        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, adapter))
+        emit((t, kwargs.get("model"), kwargs.get("stream") is True, t0, perf_counter(), result, adapter))
         return result
 
     setattr(create, _MARK, original)

@@ -157,12 +157,26 @@ class _Handler(BaseHTTPRequestHandler):
         def ev(kind: str, **fields: Any) -> tuple[str, Any, bool]:
             return kind, {"type": kind, "sequence_number": next(seq), **fields}, kind.endswith(".delta")
 
+        text = "".join(f"t{i}" for i in range(plan.chunks))
+        item = {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": []}
         events = [ev("response.created", response=self._response(plan, model, "in_progress")),
-                  ev("response.in_progress", response=self._response(plan, model, "in_progress"))]
+                  ev("response.in_progress", response=self._response(plan, model, "in_progress")),
+                  ev("response.output_item.added", output_index=0, item=item),
+                  ev("response.content_part.added", item_id="msg_1", output_index=0, content_index=0, part=part)]
         events += [ev("response.output_text.delta", item_id="msg_1", output_index=0, content_index=0,
                       delta=f"t{i}", logprobs=[]) for i in range(plan.chunks)]
-        if not plan.end_without_finish:
-            events.append(ev("response.completed", response=self._response(plan, model, "completed")))
+        if plan.end_without_finish:
+            return events
+        done_part = {**part, "text": text}
+        events += [
+            ev("response.output_text.done", item_id="msg_1", output_index=0, content_index=0, text=text,
+               logprobs=[]),
+            ev("response.content_part.done", item_id="msg_1", output_index=0, content_index=0, part=done_part),
+            ev("response.output_item.done", output_index=0,
+               item={**item, "status": "completed", "content": [done_part]}),
+            ev("response.completed", response=self._response(plan, model, "completed")),
+        ]
         return events
 
     # --- Anthropic messages -----------------------------------------------------------------------

@@ -357,3 +357,31 @@ def test_events_also_reach_an_apps_tracer_provider(server):
         uninstrument_openai(c)
         c.close()
         hooks.configure()
+
+
+def test_chat_stream_helper(captured, client, server):
+    server.plan(Plan(chunks=4))
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES,
+                                        stream_options={"include_usage": True}) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == "t0t1t2t3"
+    ev = captured.one()
+    assert ev.stream is True and (ev.input_tokens, ev.output_tokens) == (11, 4)
+    assert ev.finish_reasons == ("stop",)
+
+
+def test_responses_stream_helper(captured, client, server):
+    server.plan(Plan(chunks=5))
+    with client.responses.stream(model="gpt-4.1", input="hello") as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    ev = captured.one()
+    assert ev.stream is True and (ev.input_tokens, ev.output_tokens) == (11, 5)
+    assert ev.finish_reasons == ("stop",) and ev.ttft is not None
+
+
+def test_raw_response_is_still_one_event(captured, client, server):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.http_response.status_code == 200
+    ev = captured.one()
+    assert ev.key == Key("openai", "eastus", "gpt-4o") and ev.error_type is None

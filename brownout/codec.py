@@ -57,7 +57,7 @@ def decode(payload: bytes, content_type: str | None = None) -> list[Decoded]:
             return [_flat_one(line) for line in payload.splitlines() if line.strip()]
     except InvalidEvent as exc:
         return [exc]
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         return [InvalidEvent("malformed_json" if ctype != CONTENT_OTLP_PROTO else "malformed_protobuf",
                              f"{type(exc).__name__}: {exc}"[:200])]
     return [InvalidEvent("unknown_content_type", ctype)]
@@ -66,8 +66,8 @@ def decode(payload: bytes, content_type: str | None = None) -> list[Decoded]:
 def _flat_one(line: bytes | str) -> Decoded:
     try:
         obj = json.loads(line)
-    except ValueError as exc:
-        return InvalidEvent("malformed_json", str(exc)[:200])
+    except (ValueError, RecursionError) as exc:
+        return InvalidEvent("malformed_json", f"{type(exc).__name__}: {exc}"[:200])
     if isinstance(obj, dict) and "resourceSpans" in obj:
         raise InvalidEvent("malformed_json", "OTLP JSON sent as flat JSON")
     try:
@@ -126,6 +126,8 @@ def _span_event(attrs: dict[str, Any], start_ns: int, end_ns: int) -> Decoded:
     if not _is_inference(attrs):
         return None
     op = attrs.get(sc.GEN_AI_OPERATION_NAME)
+    if op is not None and not isinstance(op, str):
+        return InvalidEvent("bad_value", f"{sc.GEN_AI_OPERATION_NAME}={op!r}"[:200])
     if op is not None and op not in sc.INFERENCE_OPERATIONS:
         return None
     if not start_ns or end_ns < start_ns:

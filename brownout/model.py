@@ -124,7 +124,10 @@ class Event:
         if self.error_type or not self.output_tokens or self.output_tokens < 2:
             return None
         gen = self.duration - (self.ttft or 0.0)
-        return self.output_tokens / gen if gen > 0 else None
+        if gen <= 0:
+            return None
+        tps = self.output_tokens / gen
+        return tps if math.isfinite(tps) else None  # a subnormal duration would divide to inf
 
     def validate(self) -> "Event":
         """Return self, or raise :class:`InvalidEvent` naming what is wrong."""
@@ -143,6 +146,10 @@ class Event:
             v = getattr(self, name)
             if v is not None and not 0 <= v <= MAX_TOKENS:
                 raise InvalidEvent("bad_value", f"{name}={v!r}")
+        if self.status_code is not None and not 0 <= self.status_code <= 999:
+            raise InvalidEvent("bad_value", f"status_code={self.status_code!r}")
+        if self.server_port is not None and not 0 <= self.server_port <= 65535:
+            raise InvalidEvent("bad_value", f"server_port={self.server_port!r}")
         return self
 
     # --- flat JSON form ------------------------------------------------------------------
@@ -186,6 +193,9 @@ class Event:
                             (sc.GEN_AI_REQUEST_MODEL, model)):
             if not value or not isinstance(value, str):
                 raise InvalidEvent("missing_attribute", attr)
+            if not value.isascii() and not _utf8(value):
+                # A lone surrogate from a JSON escape would crash every writer of the key.
+                raise InvalidEvent("bad_value", f"{attr}={value!r}")
         provider = sc.LEGACY_PROVIDERS.get(provider, provider)
         kwargs: dict[str, Any] = {}
         for attr, fname, typ in _FLAT_FIELDS:
@@ -194,7 +204,7 @@ class Event:
                 continue
             try:
                 kwargs[fname] = _coerce(v, typ)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
         reasons = get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
         if reasons is not None:
@@ -206,12 +216,20 @@ class Event:
         operation = get(sc.GEN_AI_OPERATION_NAME) or "chat"
         try:
             start_f, duration_f = float(start), float(duration)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidEvent("bad_timestamp", f"start={start!r} duration={duration!r}") from None
         return cls(Key(provider, region, model), start_f, duration_f, str(operation), **kwargs).validate()
 
 
 _KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _finite(x: float) -> bool:

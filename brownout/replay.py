@@ -52,7 +52,7 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             stats.invalid += 1
             log.warning("line %d: not JSON: %s", lineno, exc)
             continue
@@ -61,8 +61,8 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
                 else [Event.from_flat(obj)]
         except InvalidEvent as exc:
             items = [exc]
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            items = [InvalidEvent("malformed_json", str(exc))]
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            items = [InvalidEvent("malformed_json", f"{type(exc).__name__}: {exc}"[:200])]
         for item in items:
             if item is None:
                 stats.skipped += 1

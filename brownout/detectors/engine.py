@@ -18,6 +18,7 @@ that is pending or firing). Events for a step already closed are counted in ``la
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 from dataclasses import dataclass
@@ -433,8 +434,17 @@ class Engine:
 
     @classmethod
     def restore(cls, data: bytes, rules: Any = None) -> "Engine":
-        """An engine with the state of :meth:`snapshot` and the given rules (trusted input only)."""
-        state = pickle.loads(data)  # noqa: S301 - our own snapshots from the internal state topic
+        """An engine with the state of :meth:`snapshot` and the given rules.
+
+        Window widths and alert holds come from the snapshot; thresholds from ``rules``. Only
+        the engine's own classes, numpy arrays and builtins are unpickled (ValueError otherwise).
+        """
+        try:
+            state = _SnapshotUnpickler(io.BytesIO(data)).load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as exc:
+            raise ValueError(f"not an engine snapshot: {exc}") from None
+        if not isinstance(state, dict) or state.get("v") != 1:
+            raise ValueError("not an engine snapshot (version 1)")
         engine = cls(rules)
         engine._evaluated = state["evaluated"]
         engine.late_events = state["late_events"]
@@ -460,6 +470,26 @@ def _envelope(b: Baseline, t: float, window: float, pick: Any) -> float | None:
     if now is None or then is None:
         return now
     return pick(now, then)
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    """Refuses every global but the few a snapshot is made of."""
+
+    _ALLOWED = {
+        ("collections", "deque"), ("builtins", "set"), ("builtins", "frozenset"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("numpy", "float64"), ("numpy", "int64"),
+        ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    }
+    _CLASSES = {"_KeyState", "_Bucket", "KeyStatus", "Baseline", "EwmaBaseline", "SeasonalProfile",
+                "RollingHistogram", "RollingSum", "WindowSums", "AlertLifecycle", "Key"}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED or (
+                module.startswith(("brownout.detectors.", "brownout.model")) and name in self._CLASSES):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a snapshot")
 
 
 _UNITS = {"error_rate": "", "ttft_drift": "s", "latency_p95": "s", "throughput": " tok/s", "itl": "s"}

@@ -167,7 +167,7 @@ class RollingHistogram:
         if self.count == 0:
             return None
         if self._cum is None:
-            self._cum = self._hist.cumsum()
+            self._cum = self._hist.cumsum(dtype=np.int32)
         i = int(self._cum.searchsorted(nearest_rank(self.count, q)))
         return float(_BIN_VALUES[i])
 

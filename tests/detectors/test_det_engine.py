@@ -110,6 +110,16 @@ def test_snapshot_restore_continues_identically():
     assert any(f.rule == "ttft_drift" for f in tail)
 
 
+def test_restore_refuses_foreign_pickles():
+    import os
+    import pickle
+
+    evil = pickle.dumps({"v": 1, "x": os.system})
+    for data in (evil, b"not a pickle", pickle.dumps([1, 2])):
+        with pytest.raises(ValueError):
+            Engine.restore(data)
+
+
 def test_memory_per_key_is_bounded_by_windows_not_traffic():
     engine = Engine()
     for e in stream(3600, rate=50):

@@ -17,8 +17,10 @@ resolved on this machine. A peer that is not installed, or fails to instrument, 
 unavailable. Peers get an SDK TracerProvider with a BatchSpanProcessor and an exporter that
 drops spans (their export cost is not counted); content capture is off for every mode.
 
-A few microseconds are below the noise of a ~1 ms loopback call, so brownout's own cost is also
-measured in isolation: the hook's wrapper around a ``create`` that returns a ready
+A few microseconds are below the noise of a ~1 ms loopback call, so every mode is also timed
+offline, in its worker: the same SDK path with the HTTP exchange replaced by a ready
+ChatCompletion or a real ``openai.Stream`` over ready SSE bytes (``<mode>_offline_*``; the
+peer/brownout ratios come from these). And brownout's own cost in isolation: the hook's wrapper around a ``create`` that returns a ready
 ChatCompletion, and its stream proxy iterating a ready list of ChatCompletionChunk objects,
 each against the bare call or list (``brownout_isolated_*``), plus the CPU its exporter thread
 spends per event, off the call's path (``brownout_background_us_per_event``).
@@ -43,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 PEERS = ("otel_openai_v2", "openllmetry")
+OFFLINE_CHUNKS = 100
+OFFLINE_ROUNDS = 7
 
 
 # --- worker: one mode, one process ------------------------------------------------------------
@@ -93,6 +97,53 @@ def _calls(client: Any, n: int, stream: bool) -> list[float]:
     return out
 
 
+def _offline(client: Any, chunks: int) -> None:
+    """Answer this client's chat completions from memory: a ready ChatCompletion, or a real
+    ``openai.Stream`` over ready SSE bytes (the SDK still decodes them), so that what differs
+    between modes is the instrumentation alone."""
+    import httpx2
+    from openai import Stream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    ready = ChatCompletion.model_validate({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-2025",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}})
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-2025",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if usage is None else [],
+                "usage": usage}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    sse = b"".join([chunk({"role": "assistant", "content": ""})] + [chunk({"content": "t"})] * chunks
+                   + [chunk({}, "stop"), chunk({}, usage={"prompt_tokens": 11, "completion_tokens": chunks,
+                                                          "total_tokens": 11 + chunks}), b"data: [DONE]\n\n"])
+    request = httpx2.Request("POST", "http://offline/v1/chat/completions")
+
+    def post(path: str, *, cast_to: Any, body: Any = None, options: Any = None, stream: bool = False,
+             stream_cls: Any = None, **_: Any) -> Any:
+        if not stream:
+            return ready
+        response = httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=sse,
+                                   request=request)
+        return Stream(cast_to=ChatCompletionChunk, response=response, client=client)
+
+    client.chat.completions._post = post
+
+
+def _timed(client: Any, n: int, stream: bool) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        if stream:
+            for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
+                                                    stream_options={"include_usage": True}):
+                pass
+        else:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    return (time.perf_counter() - t0) / n
+
+
 def worker(mode: str, url: str) -> int:
     """Answer the parent's commands on stdin: ``call N``, ``stream N``, ``seen``, one JSON line each."""
     import openai
@@ -103,8 +154,12 @@ def worker(mode: str, url: str) -> int:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:200]}), flush=True)
         return 0
     client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
+    offline = openai.OpenAI(base_url="http://offline/v1", api_key="bench", max_retries=0)
+    _offline(offline, OFFLINE_CHUNKS)
     _calls(client, 5, False)  # warm up: imports, connection pool, caches
     _calls(client, 2, True)
+    _timed(offline, 50, False)
+    _timed(offline, 5, True)
     base = seen()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -113,6 +168,10 @@ def worker(mode: str, url: str) -> int:
             print(json.dumps(_calls(client, int(arg), False)), flush=True)
         elif cmd == "stream":
             print(json.dumps(_calls(client, int(arg), True)), flush=True)
+        elif cmd == "offline_call":
+            print(json.dumps(_timed(offline, int(arg), False)), flush=True)
+        elif cmd == "offline_stream":
+            print(json.dumps(_timed(offline, int(arg), True)), flush=True)
         elif cmd == "seen":
             print(json.dumps(seen() - base), flush=True)
     client.close()
@@ -168,6 +227,13 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
                 per_call[w.mode].extend(w.ask(f"call {calls}"))
                 per_stream[w.mode].extend(w.ask(f"stream {stream_calls}"))
                 w.ask("seen")  # its background export finishes before the next mode is timed
+        offline_call: dict[str, list[float]] = {w.mode: [] for w in workers}
+        offline_stream: dict[str, list[float]] = {w.mode: [] for w in workers}
+        for r in range(OFFLINE_ROUNDS):
+            for w in workers[r % len(workers):] + workers[:r % len(workers)]:
+                offline_call[w.mode].append(w.ask("offline_call 200"))
+                offline_stream[w.mode].append(w.ask("offline_stream 10"))
+                w.ask("seen")
         seen = {w.mode: w.ask("seen") for w in workers}
     finally:
         for w in workers:
@@ -195,9 +261,20 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
         out[f"{mode}_us_per_call"] = round(call * 1e6, 1)
         out[f"{mode}_us_per_chunk"] = round((stream - call) / chunks * 1e6, 2)
         out[f"{mode}_us_per_streamed_call"] = round(stream * 1e6, 1)
+    # Offline: the same SDK code path minus the network, fastest round of each mode.
+    off_call = {k: min(v) for k, v in offline_call.items()}
+    off_stream = {k: min(v) for k, v in offline_stream.items()}
+    out["offline_bare_us_per_call"] = round(off_call["bare"] * 1e6, 1)
+    out["offline_bare_us_per_chunk"] = round(off_stream["bare"] / OFFLINE_CHUNKS * 1e6, 2)
+    out["offline_process_bias_us_per_call"] = round((off_call["bare_control"] - off_call["bare"]) * 1e6, 2)
+    for mode in [w.mode for w in workers if w.mode not in ("bare", "bare_control")]:
+        call = off_call[mode] - off_call["bare"]
+        stream = off_stream[mode] - off_stream["bare"]
+        out[f"{mode}_offline_us_per_call"] = round(call * 1e6, 2)
+        out[f"{mode}_offline_us_per_chunk"] = round((stream - call) / OFFLINE_CHUNKS * 1e6, 3)
     for peer in PEERS:
-        out.setdefault(f"{peer}_us_per_call", None)
-        out.setdefault(f"{peer}_us_per_chunk", None)
+        for suffix in ("us_per_call", "us_per_chunk", "offline_us_per_call", "offline_us_per_chunk"):
+            out.setdefault(f"{peer}_{suffix}", None)
     return out
 
 
@@ -274,9 +351,9 @@ def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--calls", type=int, default=30, help="non-streamed calls per mode per round")
-    ap.add_argument("--stream-calls", type=int, default=5, help="streamed calls per mode per round")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--calls", type=int, default=15, help="non-streamed calls per mode per round")
+    ap.add_argument("--stream-calls", type=int, default=3, help="streamed calls per mode per round")
     ap.add_argument("--chunks", type=int, default=100, help="content chunks per streamed call")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to compare (default: all)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -294,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     result.update(isolated(n_calls=20_000, n_chunks=1_000, repeats=50))
     for peer in PEERS:
         for unit in ("call", "chunk"):
-            ours, theirs = result[f"brownout_isolated_us_per_{unit}"], result[f"{peer}_us_per_{unit}"]
-            result[f"{peer}_{unit}_ratio_vs_brownout_isolated"] = \
-                round(theirs / ours, 1) if ours and ours > 0 and theirs is not None else None
+            ours, theirs = result[f"brownout_offline_us_per_{unit}"], result[f"{peer}_offline_us_per_{unit}"]
+            result[f"{peer}_offline_{unit}_ratio"] = \
+                round(theirs / ours, 1) if ours and ours > 0 and theirs is not None and theirs > 0 else None
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -87,3 +87,19 @@ def test_recurring_daily_peak_stops_alerting_after_a_few_days():
     assert 0 in firing_days            # day one: no history, the fallback sees a jump
     assert not [d for d in firing_days if d >= 3]  # three days later the peak is normal
     assert all(f.rule == "ttft_drift" for f in findings if f.state == "firing")
+
+
+def test_hour_of_week_profile_takes_over_after_three_weeks():
+    # Mondays 10:00-11:00 are 2 x slower; after three weeks that Monday hour is normal,
+    # while the same hour on Tuesday keeps the ordinary level
+    b = Baseline(halflife=3600, warmup=600)
+    week = 7 * DAY
+    monday_10 = 4 * DAY + 10 * 3600  # 1970-01-05 was a Monday
+    for minute in range(int(3 * week // 60) + 1):
+        t = minute * 60.0
+        slow = (t % week) // 3600 == monday_10 // 3600
+        b.update(t, 0.8 if slow else 0.4)
+    t = 3 * week + monday_10 + 1800
+    assert b.source(t) == "week"
+    assert b.value(t) == pytest.approx(0.8, rel=0.01)
+    assert b.value(t + DAY) == pytest.approx(0.4, rel=0.01)

@@ -1,0 +1,431 @@
+"""A real ``litellm.Router`` moved off a failing deployment by brownout, end to end on the real broker.
+
+Two deployments of ``gpt-4o`` at two local OpenAI-protocol servers (chat completions, streamed
+and not), each its own brownout key: ``openai/eastus/gpt-4o`` at 127.0.0.1 and
+``openai/westus/gpt-4o`` at 127.0.0.2 (both loopback; ``hooks.configure(regions=...)`` names the
+hosts' regions, so the hooks and the guard key a deployment alike). One
+:class:`~brownout.breakers.litellm.BrownoutRouterGuard` does both jobs: it reports every call
+through the hooks' :class:`~brownout.hooks.litellm.BrownoutLogger` and filters the Router's
+deployments through an :class:`~brownout.breakers.AsyncBreakerBoard` that follows the control
+topic written by a ``brownout collect`` subprocess.
+
+LiteLLM's Router has its own cooldown, which also reacts to 503s by benching a deployment. It
+is switched off here (``disable_cooldowns=True``, ``num_retries=0``, no fallbacks), so every
+request makes exactly one call and whatever moves the traffic is brownout's breaker.
+
+The detector rules are the defaults (error breaker: 25 % errors, tripping early on a 5 s
+window's lower confidence bound). Only the rule file's ``breaker:`` section is shortened, so a
+whole open -> half_open -> closed round fits in the test: a cooldown of 10-12.5 s instead of
+30-60 s, and half-open admits half of the calls and closes after 3 healthy probes. (Cooldowns
+run in event time from the step that tripped, so a router sees the breaker open for the
+cooldown less the detection delay.)
+
+Budgets checked (DESIGN): the breaker opens within 15 s of a hard error burst, and while it is
+open at least 95 % of new requests go to the healthy deployment. The measured times are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+# litellm fetches its model cost map from GitHub at import; tests run offline
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+import brownout.hooks as hooks  # noqa: E402
+from brownout.breakers import AsyncBreakerBoard  # noqa: E402
+from brownout.breakers.litellm import BrownoutRouterGuard  # noqa: E402
+from brownout.hooks.litellm import BrownoutLogger  # noqa: E402
+from brownout.model import Key  # noqa: E402
+from brownout.transport import KafkaTransport  # noqa: E402
+from brownout.transport.base import default_topics  # noqa: E402
+
+pytestmark = [pytest.mark.integration,
+              # litellm's own models trip pydantic's warnings; they are not ours to fix
+              pytest.mark.filterwarnings("ignore:.*ReadOnly.*:UserWarning")]
+
+EAST = Key("openai", "eastus", "gpt-4o")
+WEST = Key("openai", "westus", "gpt-4o")
+HOSTS = {"127.0.0.1": "eastus", "127.0.0.2": "westus"}
+
+BREAKER_RULES = """\
+# The default detectors; breakers with test-length cooldowns and a quick half-open round.
+breaker:
+  cooldown_min: 10
+  cooldown_max: 20
+  jitter: 0.25
+  probe_fraction: 0.5
+  probes_needed: 3
+  probe_failures: 2
+"""
+BREAKER_BUDGET = 15.0  # DESIGN: a breaker opens within 15 s of a hard error burst
+
+
+class ChatServer:
+    """An OpenAI chat-completions endpoint on ``host``, streamed (SSE) or not; counts hits.
+
+    ``status`` (settable) makes it answer with that HTTP error; ``first_token_delay`` delays the
+    first chunk (or the whole answer when not streamed).
+    """
+
+    def __init__(self, name: str, host: str) -> None:
+        self.name = name
+        self.hits = 0
+        self.status = 200
+        self.first_token_delay = 0.0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in several writes: without this, delayed ACKs cost 40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                with outer._lock:
+                    outer.hits += 1
+                status, delay = outer.status, outer.first_token_delay
+                if status != 200:
+                    self._send_json(status, {"error": {"message": "overloaded", "type": "server_error",
+                                                       "code": status}})
+                elif body.get("stream"):
+                    self._stream(body, delay)
+                else:
+                    time.sleep(delay)
+                    self._send_json(200, {
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
+                        "model": body.get("model", "gpt-4o"),
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": outer.name}}],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+
+            def _send_json(self, status: int, payload: dict) -> None:
+                out = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def _stream(self, body: dict, delay: float) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                time.sleep(delay)
+                base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body.get("model", "gpt-4o")}
+                deltas = [{"role": "assistant", "content": ""}, {"content": outer.name}, {"content": "."}]
+                for i, delta in enumerate(deltas):
+                    last = i == len(deltas) - 1
+                    self._chunk({**base, "choices": [{"index": 0, "delta": delta,
+                                                      "finish_reason": "stop" if last else None}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    self._chunk({**base, "choices": [],
+                                 "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+                self._write(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+
+            def _chunk(self, payload: dict) -> None:
+                self._write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+            def _write(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def api_base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@dataclass
+class Call:
+    """One request through the Router: when it started and ended (monotonic), who answered."""
+    start: float
+    end: float
+    served_by: str  # "east", "west", or "error"
+    stream: bool
+
+
+@dataclass
+class Traffic:
+    """A steady stream of Router requests (streamed and not, alternately) from a few workers."""
+    router: litellm.Router
+    workers: int = 4
+    period: float = 0.2  # per worker: ~20 requests/s in all
+    calls: list[Call] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._worker(i) for i in range(self.workers)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _worker(self, i: int) -> None:
+        n = i
+        while not self._stop.is_set():
+            n += 1
+            t0 = time.monotonic()
+            self.calls.append(await self._one(stream=n % 2 == 0))
+            await asyncio.sleep(max(0.0, self.period - (time.monotonic() - t0)))
+
+    async def _one(self, stream: bool) -> Call:
+        t0 = time.monotonic()
+        try:
+            resp = await self.router.acompletion(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                                 stream=stream)
+            if stream:
+                text = "".join([c.choices[0].delta.content or "" async for c in resp if c.choices])
+            else:
+                text = resp.choices[0].message.content
+            served_by = text.rstrip(".")
+        except Exception:  # a 503 from the failing deployment: the app sees it, brownout counts it
+            served_by = "error"
+        return Call(t0, time.monotonic(), served_by, stream)
+
+    def started_between(self, t0: float, t1: float) -> list[Call]:
+        return [c for c in self.calls if t0 <= c.start < t1]
+
+
+class BoardLog:
+    """``on_record`` for the board: when (monotonic) each key's state first changed."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[float, Key, str]] = []
+        self._last: dict[Key, str] = {}
+
+    def __call__(self, rec, result, raw) -> None:
+        if rec is not None and result == "accepted" and self._last.get(rec.key) != rec.state:
+            self._last[rec.key] = rec.state
+            self.changes.append((time.monotonic(), rec.key, rec.state))
+
+    def first(self, key: Key, state: str, after: float) -> float | None:
+        return next((t for t, k, s in self.changes if k == key and s == state and t >= after), None)
+
+
+_CALLBACK_LISTS = ("callbacks", "input_callback", "success_callback", "failure_callback",
+                   "_async_success_callback", "_async_failure_callback")
+
+
+@pytest.fixture
+def callbacks():
+    """litellm.callbacks, emptied for the test and restored after (litellm copies its entries
+    into its other lists, so those are reset too)."""
+    saved = {name: list(getattr(litellm, name)) for name in _CALLBACK_LISTS}
+    for name in _CALLBACK_LISTS:
+        setattr(litellm, name, [])
+    yield litellm.callbacks
+    for name, value in saved.items():
+        setattr(litellm, name, value)
+
+
+@pytest.fixture
+def servers():
+    with ChatServer("east", "127.0.0.1") as east, ChatServer("west", "127.0.0.2") as west:
+        yield east, west
+
+
+@pytest.fixture
+def collector(kafka_bootstrap, topic_name, tmp_path):
+    """A ``brownout collect`` process with the short-cooldown breaker rules; yields (topics, metrics port)."""
+    topics = {"events": topic_name("events"), "control": topic_name("control"),
+              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
+    asyncio.run(KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=3)))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BREAKER_RULES)
+    port = _free_port()
+    env = dict(os.environ, BROWNOUT_TOPICS_STATE=topics["state"],
+               BROWNOUT_TOPICS_DEAD_LETTER=topics["dead_letter"], BROWNOUT_LOG_LEVEL="INFO")
+    log_path = tmp_path / "collector.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "brownout.cli", "collect", "--bootstrap-servers", kafka_bootstrap,
+             "--events-topic", topics["events"], "--control-topic", topics["control"],
+             "--group-id", topic_name("group"), "--metrics-port", str(port), "--rules", str(rules),
+             "--no-create-topics"],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_for(lambda: proc.poll() is not None or _ready(port), 60, "the collector's /readyz")
+            assert proc.poll() is None, _tail(log_path)
+            yield topics, port
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+            print(_tail(log_path))
+    assert code == 0
+
+
+async def test_router_leaves_a_failing_deployment_and_comes_back(kafka_bootstrap, collector, servers,
+                                                                 callbacks):
+    """Scenario A: east answers 503s; the breaker opens; the Router moves; east recovers; probes close it."""
+    topics, port = collector
+    east, west = servers
+    hooks.configure(bootstrap_servers=kafka_bootstrap, topic=topics["events"], regions=HOSTS)
+    seen = BoardLog()
+    board = AsyncBreakerBoard(KafkaTransport(kafka_bootstrap), topics["control"], registry=CollectorRegistry(),
+                              poll_timeout=0.1, on_record=seen)
+    await board.start(timeout=30.0, strict=True)
+    guard = BrownoutRouterGuard(board, telemetry=BrownoutLogger())
+    callbacks.append(guard)
+    model_list = [{"model_name": "gpt-4o", "litellm_params": {
+        "model": "openai/gpt-4o", "api_base": server.api_base, "api_key": "sk-test"}} for server in (east, west)]
+    router = litellm.Router(model_list=model_list, num_retries=0, disable_cooldowns=True)
+    traffic = Traffic(router)
+    running = asyncio.create_task(traffic.run())
+    try:
+        assert [guard.key_of(d) for d in model_list] == [EAST, WEST]
+        # healthy: both deployments in use
+        t_begin = time.monotonic()
+        await _until(lambda: time.monotonic() - t_begin > 5, 10, "healthy traffic")
+        healthy = traffic.started_between(t_begin, time.monotonic())
+        assert {c.served_by for c in healthy} == {"east", "west"}
+
+        # east fails hard
+        east.status = 503
+        t_fail = time.monotonic()
+        await _until(lambda: board.state(EAST) == "open", 60, f"{EAST} open on the router's board")
+        t_open = seen.first(EAST, "open", t_fail)
+        assert t_open - t_fail <= BREAKER_BUDGET, f"breaker opened {t_open - t_fail:.1f} s after the burst"
+        assert board.state(WEST) == "closed"
+
+        # while open, new requests go to west
+        await _until(lambda: board.state(EAST) != "open"
+                     or len(traffic.started_between(t_open, time.monotonic())) >= 60, 30, "requests while open")
+        t_moved_until = seen.first(EAST, "half_open", t_open) or time.monotonic()
+        during_open = [c for c in traffic.started_between(t_open, t_moved_until) if c.end < t_moved_until]
+        assert len(during_open) >= 20, "too few requests while the breaker was open to judge"
+        to_west = sum(c.served_by == "west" for c in during_open) / len(during_open)
+        assert to_west >= 0.95, f"only {to_west:.0%} of requests went to the healthy deployment"
+        last_to_east = max(c.start for c in traffic.started_between(t_fail, t_moved_until)
+                           if c.served_by in ("east", "error"))
+
+        # east recovers; half-open probes find it healthy and close the breaker
+        east.status = 200
+        t_recover = time.monotonic()
+        await _until(lambda: seen.first(EAST, "closed", t_recover) is not None, 60, f"{EAST} closed again")
+        t_half = seen.first(EAST, "half_open", t_open)
+        t_closed = seen.first(EAST, "closed", t_recover)
+        probes = [c for c in traffic.started_between(t_half, t_closed) if c.end < t_closed]
+
+        # traffic returns to both
+        await _until(lambda: len(traffic.started_between(t_closed, time.monotonic())) >= 60, 30,
+                     "requests after the close")
+        after = traffic.started_between(t_closed, time.monotonic())
+        back_to_east = sum(c.served_by == "east" for c in after) / len(after)
+        assert back_to_east >= 0.2, f"only {back_to_east:.0%} of requests back on {EAST}"
+    finally:
+        traffic.stop()
+        await running
+        callbacks.remove(guard)
+        await board.stop()
+
+    try:
+        # every request made exactly one call, and produced exactly one event
+        requests = len(traffic.calls)
+        assert east.hits + west.hits == requests
+        assert await asyncio.to_thread(hooks.flush, 30), "the hooks could not deliver their events"
+        stats = hooks.stats()
+        assert stats["dropped"] == 0 and stats["errors"] == 0 and stats["sent"] == requests, stats
+        accepted = 'brownout_events_total{outcome="accepted"}'
+        metrics = await asyncio.to_thread(
+            _wait_for, lambda: (m := _scrape(port)).get(accepted, 0) >= requests and m, 30, "every event counted")
+        assert metrics[accepted] == requests
+        assert metrics.get('brownout_events_total{outcome="invalid"}', 0) == 0
+    finally:
+        hooks.configure()
+
+    streamed = sum(c.stream for c in traffic.calls)
+    print(f"\n{requests} requests through the Router ({streamed} streamed), {requests} events accepted")
+    print(f"failure start -> open record on the router's board: {t_open - t_fail:5.1f} s "
+          f"(budget {BREAKER_BUDGET:.0f} s)")
+    print(f"failure start -> traffic moved (last request sent to east): {last_to_east - t_fail:5.1f} s; "
+          f"{to_west:.1%} of {len(during_open)} requests while open went to {WEST}")
+    print(f"open record -> half_open record (cooldown less detection delay): {t_half - t_open:5.1f} s; "
+          f"{sum(c.served_by == 'east' for c in probes)} of {len(probes)} requests probed east while half-open")
+    print(f"recovery (while open) -> closed record: {t_closed - t_recover:5.1f} s "
+          f"(half_open -> closed {t_closed - t_half:.1f} s); afterwards {back_to_east:.0%} of "
+          f"{len(after)} requests back on {EAST}")
+    print(f"board changes: {[(round(t - t_begin, 1), str(k), s) for t, k, s in seen.changes]}")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+async def _until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def _wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ready(port: int) -> bool:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def _scrape(port: int) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text()[-n:]

@@ -368,8 +368,9 @@ class KafkaBroker:
         scram = [arg for name, password in self.scram_users.items()
                  for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
         with open(self.workdir / "kafka.log", "wb") as log:
-            fmt = subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-                                                "-c", str(props), *scram), stdout=log, stderr=subprocess.STDOUT)
+            fmt = subprocess.run(self._java_cmd("kafka.tools.StorageTool", "format",
+                                                # "=": a random id may start with "-", which argparse takes for an option
+                                                f"--cluster-id={_cluster_id()}", "-c", str(props), *scram), stdout=log, stderr=subprocess.STDOUT)
         if fmt.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed (exit {fmt.returncode}):\n{self.log_tail()}")
         self._launch()

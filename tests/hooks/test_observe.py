@@ -16,7 +16,6 @@ from brownout import semconv as sc
 from brownout.codec import decode
 from brownout.hooks import EventExporter, Observation, error_type_of, event_of, observe
 from brownout.model import Event, Key
-from brownout.transport import MemoryTransport
 
 
 class StatusError(Exception):

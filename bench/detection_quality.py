@@ -96,6 +96,9 @@ def scenarios(days: float) -> list[Scenario]:
         Scenario("recurring_peak", [Traffic(main, "fireworks-70b", rate=1.0, shape=diurnal(0.5, 10.0))],
                  [], peak_days * DAY, score_after=3 * DAY,
                  note=f"TTFT 1.6 x every morning 09-11 UTC for {peak_days:g} days; scored from day 3"),
+        Scenario("healthy_diurnal", [Traffic(k(r), "fireworks-70b", rate=3.0, shape=diurnal(0.7, 15.0))
+                                     for r in ("eastus", "westus")], [], days * DAY,
+                 note=f"{days:g} days of healthy diurnal traffic on two keys: never alert"),
         Scenario("quiet_key", [Traffic(k(model="llama-2-13b"), "fireworks-13b", rate=0.05, error_rate=0.01)],
                  [], days * DAY, note="3 requests a minute, 1 % errors: never alert"),
     ]

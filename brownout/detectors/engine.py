@@ -228,6 +228,8 @@ class Engine:
     # --- per step ----------------------------------------------------------------------
     def advance(self, now: float) -> list[Finding]:
         """Evaluate every step whose end is <= ``now - allowed_lateness``; findings in time order."""
+        if not math.isfinite(now):
+            raise ValueError(f"now must be a finite unix time, got {now!r}")
         last = int((now - self.allowed_lateness) // self.step) - 1
         if self._evaluated is None:
             if not self._due:

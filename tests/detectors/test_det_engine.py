@@ -69,6 +69,13 @@ def test_advancing_in_small_steps_equals_one_big_step():
     assert small == b.advance(1300.0)
 
 
+def test_advance_rejects_a_non_finite_clock():
+    engine = Engine()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            engine.advance(bad)
+
+
 def test_watermark_respects_allowed_lateness():
     engine = Engine()
     engine.observe(Event(KEY, 100.0, 1.0))

@@ -118,6 +118,9 @@ class BreakerBook:
                 self._bump(b)
                 self._decide(b, finding.time, "closed", "guard")
             return
+        if b.reason == "guard":  # the hold ends before the key opens, so its alert resolves
+            b.reason, b.guard_last = "guard_released", None
+            self._decide(b, finding.time, "closed", "guard_released")
         flapping = b.closed_at is not None and finding.time - b.closed_at < cfg.cooldown_max
         b.rule, b.observed, b.baseline = finding.rule, finding.observed, finding.baseline
         self._open(b, finding.time, b.level + 1 if flapping else 0, "tripped")
@@ -193,6 +196,7 @@ class BreakerBook:
                     and now - b.guard_last > cfg.rearm_after):
                 b.reason, b.since, b.guard_last = "guard_released", now, None
                 self._bump(b)
+                self._decide(b, now, "closed", "guard_released")
             if b.state == "closed" and b.reason != "guard":
                 self._active.discard(key)
         out = sorted(self._pending, key=lambda d: d.time)  # stable: causal order within a time

@@ -23,6 +23,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the stopped collector."""
     from prometheus_client import REGISTRY
 
+    from brownout.breakers.metrics import BreakerBookCollector
     from brownout.exporters.prometheus import CollectorMetrics, KeyStatusCollector, MetricsServer, StatusBoard
     from brownout.transport import KafkaTransport
 
@@ -40,6 +41,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     metrics = CollectorMetrics(registry)
     board = StatusBoard()
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
+    registry.register(BreakerBookCollector(pipeline.book))
     dispatcher = _dispatcher(settings, env, metrics)
     handlers: list[Any] = [metrics.decision]
     if dispatcher is not None:
@@ -110,7 +112,7 @@ async def _restore_breakers(transport: Any, topic: str, pipeline: Pipeline) -> N
     from brownout.breakers import AsyncBreakerBoard
 
     board = AsyncBreakerBoard(transport, topic, registry=None)
-    await board.start()
+    await board.start(strict=True)  # a partial restore would announce old transitions as new
     try:
         records = list(board.records().values())
     finally:

@@ -151,7 +151,7 @@ def test_guard_releases_when_the_other_key_recovers():
     book.advance(32.0)
     assert book.states()[A] == "closed"
     book.on_finding(trip(B, 35.0))
-    assert states(book.advance(35.0)) == [(B, "open", "tripped")]
+    assert states(book.advance(35.0)) == [(B, "closed", "guard_released"), (B, "open", "tripped")]
 
 
 def test_trips_right_after_a_close_are_ignored_then_rearm_with_a_longer_cooldown():
@@ -265,4 +265,4 @@ def test_a_restored_guard_hold_opens_on_the_next_trip_once_peers_are_closed():
     book.restore_from_records([ControlRecord(B, "closed", since=90.0, reason="guard", rule="error_breaker",
                                              seq=2, issued_at=100.0, expires_at=130.0)])
     book.on_finding(trip(B, 105.0))
-    assert states(book.advance(105.0)) == [(B, "open", "tripped")]
+    assert states(book.advance(105.0)) == [(B, "closed", "guard_released"), (B, "open", "tripped")]

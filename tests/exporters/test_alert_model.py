@@ -83,3 +83,18 @@ def test_missing_label_is_named() -> None:
 def test_key_reading() -> None:
     a = Alert.from_decision(decision(0))
     assert a is not None and a.key == KEY
+
+
+def test_guard_hold_raises_its_own_alert_and_its_release_resolves_it():
+    from brownout.exporters.alerts import GUARD_ALERT
+    from brownout.model import Decision, Key
+
+    key = Key("openai", "eastus", "gpt-4o")
+    held = Alert.from_decision(Decision(10.0, "breaker", "error_breaker", key, "closed", 0.4, None, None, "guard"))
+    released = Alert.from_decision(Decision(90.0, "breaker", "error_breaker", key, "closed", None, None, None,
+                                            "guard_released"))
+    closed = Alert.from_decision(Decision(95.0, "breaker", "error_breaker", key, "closed", None, None, None,
+                                          "probes_healthy"))
+    assert held.labels["alertname"] == GUARD_ALERT and held.status == "firing"
+    assert released.status == "resolved" and released.fingerprint == held.fingerprint
+    assert closed.labels["alertname"] == "breaker_open" and closed.fingerprint != held.fingerprint

@@ -37,7 +37,9 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             replication=settings.kafka.replication_factor, retention_hours=settings.kafka.retention_hours))
         if created:
             log.info("created topics: %s", ", ".join(created))
-    pipeline = Pipeline(rules, signer=_signer(settings, env))
+    signer = _signer(settings, env)
+    pipeline = Pipeline(rules, signer=signer)
+    state = _state_keeper(settings, env, pipeline, signer)
     metrics = CollectorMetrics(registry)
     board = StatusBoard()
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
@@ -49,7 +51,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     collector = Collector(transport, pipeline, events_topic=t.events, control_topic=t.control,
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
                           batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
-                          status_board=board)
+                          status_board=board, state=state)
     server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
                            ready=lambda: collector.ready)
     server.start()
@@ -61,7 +63,8 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
         except (NotImplementedError, RuntimeError):
             pass
     try:
-        await _restore_breakers(transport, t.control, pipeline)
+        # breakers and detectors come back per key as partitions are assigned (state topic +
+        # control topic), so a member announces only the keys it owns
         await collector.start()
         if dispatcher is not None:
             dispatcher.start()
@@ -107,18 +110,15 @@ def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
     return AlertDispatcher(notifiers, outbox=outbox, runbook_url=n.runbook_url, metrics=metrics)
 
 
-async def _restore_breakers(transport: Any, topic: str, pipeline: Pipeline) -> None:
-    """Seed the breakers from the control topic so a restart announces nothing old as new."""
-    from brownout.breakers import AsyncBreakerBoard
+def _state_keeper(settings: Settings, env: Any, pipeline: Pipeline, signer: Any) -> Any:
+    """Per-key state on the state topic; signed (and only signed records loaded) with a signing key."""
+    from brownout.collector.state import SnapshotCodec, StateKeeper
 
-    board = AsyncBreakerBoard(transport, topic, registry=None)
-    await board.start(strict=True)  # a partial restore would announce old transitions as new
-    try:
-        records = list(board.records().values())
-    finally:
-        await board.stop()
-    pipeline.book.restore_from_records(records)
-    log.info("restored %d breaker records from %s", len(records), topic)
+    state = getattr(settings, "state", None)
+    interval = float(getattr(state, "interval", None) or env.get("BROWNOUT_STATE_INTERVAL") or 30.0)
+    keys = [signer.key] if signer is not None else []
+    codec = SnapshotCodec(signer=signer, verify_keys=keys)
+    return StateKeeper(pipeline, settings.topics.state, codec, interval=interval, control_verify_keys=keys)
 
 
 def _signer(settings: Settings, env: Any) -> Any:

@@ -29,7 +29,7 @@ from brownout import codec
 from brownout import semconv as sc
 from brownout.model import Decision, Event, InvalidEvent
 from brownout.pipeline import Pipeline
-from brownout.transport.base import Record, Transport
+from brownout.transport.base import CommitFailedError, Record, TopicPartitions, Transport
 
 log = logging.getLogger("brownout.collector")
 
@@ -49,6 +49,10 @@ class Collector:
         Event-time clock for ``advance``: wall clock live, simulated in the demo.
     on_decision
         Called for every decision (alerts and breaker transitions), in order.
+    state
+        A :class:`~brownout.collector.state.StateKeeper`: per-key state is saved to the state
+        topic (periodically, after a key's transition, on revocation and on stop) and restored
+        when partitions are assigned. None keeps state in memory only.
     """
 
     def __init__(self, transport: Transport, pipeline: Pipeline | None = None, *,
@@ -57,7 +61,7 @@ class Collector:
                  clock: Callable[[], float] = time.time, batch_size: int = 2000,
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
                  on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
-                 status_board: Any = None, status_interval: float = 1.0) -> None:
+                 status_board: Any = None, status_interval: float = 1.0, state: Any = None) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
@@ -80,6 +84,9 @@ class Collector:
         self._consumer: Any = None
         self._producer: Any = None
         self._ready = False
+        self.state = state
+        self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
+        self._owned: set[int] | None = None  # events partitions assigned (None: all, no group)
 
     @property
     def ready(self) -> bool:
@@ -88,8 +95,13 @@ class Collector:
     async def start(self) -> None:
         self._producer = self.transport.producer()
         await self._producer.start()
-        self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
-                                                 from_beginning=True)
+        if self.state is not None:
+            self.state.partition_for = self._partition_for
+            self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
+                                                     from_beginning=True, listener=self)
+        else:
+            self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
+                                                     from_beginning=True)
         await self._consumer.start()
         self._ready = True
         log.info("collector started: events=%s control=%s group=%s", self.events_topic,
@@ -97,6 +109,9 @@ class Collector:
 
     async def stop(self) -> None:
         self._ready = False
+        if self.state is not None and self._producer is not None:
+            async with self._lock:
+                await self._save_quietly(None)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -109,15 +124,71 @@ class Collector:
     async def poll_once(self, timeout: float = 0.5) -> int:
         """Consume one batch, judge, publish, commit. Returns the number of records read."""
         records = await self._consumer.getmany(timeout=timeout, max_records=self.batch_size)
-        now = self.clock()
-        for rec in records:
-            await self._ingest(rec, now)
-        await self.tick(now)
-        if records:
-            await self._producer.flush()
-            await self._consumer.commit()
+        async with self._lock:
+            if self._owned is not None:  # revoked while this batch was on its way: the next owner reads it
+                kept = [r for r in records if r.partition in self._owned]
+                self.counts["records_revoked"] += len(records) - len(kept)
+                records = kept
+            now = self.clock()
+            for rec in records:
+                await self._ingest(rec, now)
+            await self.tick(now)
+            if self.state is not None and self.state.due(now):
+                await self._save_quietly(None, now)
+            if records:
+                await self._producer.flush()
+                try:
+                    await self._consumer.commit()
+                except CommitFailedError as exc:
+                    self.counts["commit_failed"] += 1
+                    log.warning("commit failed, the group rebalanced (records will be read again): %s", exc)
         self._publish_metrics()
         return len(records)
+
+    # --- state handoff (a RebalanceListener) --------------------------------------------
+    def _partition_for(self, key: Any) -> int | None:
+        return self._consumer.partition_of(self.events_topic, str(key).encode())
+
+    async def on_revoked(self, partitions: TopicPartitions) -> None:
+        """Save the state of the keys of ``partitions`` for their next owner, then drop it."""
+        parts = {p for t, p in partitions if t == self.events_topic}
+        if not parts or self.state is None:
+            return
+        async with self._lock:
+            keys = self.state.keys_of(parts)
+            await self._save_quietly(keys)
+            self.state.forget(parts)
+            self._owned = set() if self._owned is None else self._owned - parts
+        log.info("partitions %s revoked: saved and dropped the state of %d keys", sorted(parts), len(keys))
+
+    async def on_assigned(self, partitions: TopicPartitions) -> None:
+        """Load the latest state of the keys of ``partitions`` (and their breakers' records)."""
+        parts = {p for t, p in partitions if t == self.events_topic}
+        if self.state is None:
+            return
+        async with self._lock:
+            self._owned = (self._owned or set()) | parts
+            if not parts:
+                return
+            t0 = time.monotonic()
+            try:
+                keys = await self.state.load(self.transport, self.control_topic, parts)
+            except Exception:  # a state topic we cannot read means fresh state, not a dead collector
+                self.counts["state_load_failed"] += 1
+                log.exception("could not load state for partitions %s: those keys start fresh", sorted(parts))
+                return
+            self.state.last_restore_seconds = time.monotonic() - t0
+        log.info("partitions %s assigned: restored %d keys in %.2f s", sorted(parts), len(keys),
+                 self.state.last_restore_seconds)
+
+    async def _save_quietly(self, keys: Any, now: float | None = None) -> None:
+        assert self.state is not None
+        try:
+            await self.state.save(self._producer, keys, self.clock() if now is None else now)
+            await self._producer.flush()
+        except Exception:  # state is a best effort: judging goes on without it
+            self.counts["state_save_failed"] += 1
+            log.exception("could not save state to %s", self.state.topic)
 
     async def measure_lag(self) -> dict[tuple[str, int], int]:
         """Records between this consumer's position and the end of each assigned partition."""
@@ -175,6 +246,10 @@ class Collector:
                         await res
                 except Exception:  # a broken handler must not stop judging
                     log.exception("decision handler %r failed", h)
+        if self.state is not None and decisions:
+            # the state of a key that just changed goes out with its control record, so a
+            # restart or the next owner does not announce the same transition again
+            await self.state.save(self._producer, sorted({d.key for d in decisions}), now)
         self.counts["control_records"] += await self.pipeline.book.publish(self._producer, now, self.control_topic)
         return decisions
 

@@ -38,6 +38,11 @@ class Record:
         return None
 
 
+class CommitFailedError(RuntimeError):
+    """The group rebalanced before the commit: the partitions may belong to another member now,
+    which will read the records since the last commit again (at least once)."""
+
+
 class DeliveryError(RuntimeError):
     """The broker refused or lost a record (a keyless record on a compacted topic, a timeout...).
 
@@ -86,6 +91,20 @@ class Producer(Protocol):
         """Deliver what is queued and close; failures are logged, not raised (use ``flush``)."""
 
 
+TopicPartitions = list[tuple[str, int]]
+
+
+class RebalanceListener(Protocol):
+    """Told when a group member gets or loses partitions (Kafka's ConsumerRebalanceListener).
+
+    Every member's ``on_revoked`` completes before any member's ``on_assigned`` of the same
+    rebalance: state saved on revocation is there for the next owner to load on assignment.
+    """
+
+    async def on_revoked(self, partitions: TopicPartitions) -> None: ...
+    async def on_assigned(self, partitions: TopicPartitions) -> None: ...
+
+
 class Consumer(Protocol):
     async def start(self) -> None: ...
     async def getmany(self, timeout: float = 1.0, max_records: int = 1000) -> list[Record]:
@@ -98,6 +117,8 @@ class Consumer(Protocol):
         """The current end offset of every assigned partition."""
     async def positions(self) -> dict[tuple[str, int], int]:
         """The next offset this consumer will read on every assigned partition."""
+    def partition_of(self, topic: str, key: bytes) -> int | None:
+        """The partition a producer sends ``key`` to on ``topic`` (None while unknown)."""
     async def stop(self) -> None: ...
 
 
@@ -106,9 +127,10 @@ class Transport(Protocol):
 
     def producer(self) -> Producer: ...
     def consumer(self, topics: Sequence[str], group_id: str | None = None,
-                 from_beginning: bool = False) -> Consumer:
+                 from_beginning: bool = False, listener: RebalanceListener | None = None) -> Consumer:
         """Once ``start()`` returns, positions are fixed: a ``from_beginning=False`` consumer sees
-        exactly the records produced after that; a group's committed offset wins over both."""
+        exactly the records produced after that; a group's committed offset wins over both.
+        ``listener`` hears of partitions assigned and revoked (group members only)."""
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         """Create the topics that do not exist yet; return the names created."""
 

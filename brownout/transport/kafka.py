@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Sequence
 
-from brownout.transport.base import DeliveryError, Headers, Record, TopicSpec
+from brownout.transport.base import (CommitFailedError, DeliveryError, Headers, RebalanceListener, Record,
+                                     TopicSpec)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,10 @@ class KafkaTransport:
         return KafkaProducer(self.settings, **overrides)
 
     def consumer(self, topics: Sequence[str], group_id: str | None = None,
-                 from_beginning: bool = False, **overrides: Any) -> "KafkaConsumer":
-        return KafkaConsumer(self.settings, list(topics), group_id, from_beginning, **overrides)
+                 from_beginning: bool = False, listener: RebalanceListener | None = None,
+                 **overrides: Any) -> "KafkaConsumer":
+        return KafkaConsumer(self.settings, list(topics), group_id, from_beginning, listener=listener,
+                             **overrides)
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -151,7 +154,7 @@ class KafkaConsumer:
     """An aiokafka consumer with manual commits (commit only after processing)."""
 
     def __init__(self, settings: KafkaSettings, topics: list[str], group_id: str | None,
-                 from_beginning: bool, **overrides: Any) -> None:
+                 from_beginning: bool, listener: RebalanceListener | None = None, **overrides: Any) -> None:
         from aiokafka import AIOKafkaConsumer
 
         kw = settings.client_kwargs()
@@ -161,7 +164,11 @@ class KafkaConsumer:
         kw.update(overrides)
         self._topics = topics
         self._group_id = group_id
-        self._c = AIOKafkaConsumer(*topics, **kw)
+        if listener is None or group_id is None:
+            self._c = AIOKafkaConsumer(*topics, **kw)
+        else:
+            self._c = AIOKafkaConsumer(**kw)
+            self._c.subscribe(topics=list(topics), listener=_Listener(listener))
 
     async def start(self) -> None:
         await self._c.start()
@@ -179,8 +186,21 @@ class KafkaConsumer:
         return out
 
     async def commit(self) -> None:
+        from aiokafka.errors import CommitFailedError as _KafkaCommitFailed, IllegalStateError
+
         if self._group_id is not None:
-            await self._c.commit()
+            try:
+                await self._c.commit()
+            except (_KafkaCommitFailed, IllegalStateError) as exc:
+                raise CommitFailedError(str(exc)) from exc
+
+    def partition_of(self, topic: str, key: bytes) -> int | None:
+        from aiokafka.partitioner import murmur2
+
+        parts = self._c.partitions_for_topic(topic)
+        if not parts:
+            return None
+        return (murmur2(key) & 0x7FFFFFFF) % len(parts)  # the producers' default partitioner
 
     async def _partitions(self) -> list[Any]:
         from aiokafka import TopicPartition
@@ -209,3 +229,17 @@ class KafkaConsumer:
 
     async def stop(self) -> None:
         await self._c.stop()
+
+
+def _Listener(listener: RebalanceListener) -> Any:
+    """Adapt a :class:`RebalanceListener` to aiokafka's (topic-partition objects to tuples)."""
+    from aiokafka.abc import ConsumerRebalanceListener
+
+    class Adapter(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            await listener.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            await listener.on_assigned(sorted((tp.topic, tp.partition) for tp in assigned))
+
+    return Adapter()

@@ -21,7 +21,7 @@ import time
 import zlib
 from typing import Sequence
 
-from brownout.transport.base import DeliveryError, Headers, Record, TopicSpec
+from brownout.transport.base import DeliveryError, Headers, RebalanceListener, Record, TopicPartitions, TopicSpec
 
 
 class MemoryTransport:
@@ -33,6 +33,7 @@ class MemoryTransport:
         self._topics: dict[str, list[list[Record]]] = {}
         self._configs: dict[str, dict[str, str]] = {}
         self._committed: dict[tuple[str, str, int], int] = {}
+        self._groups: dict[str, list[MemoryConsumer]] = {}
 
     # --- broker side ------------------------------------------------------------------
     def _partitions(self, topic: str) -> list[list[Record]]:
@@ -48,7 +49,7 @@ class MemoryTransport:
             if key is None and "compact" in self._configs.get(topic, {}).get("cleanup.policy", "").split(","):
                 raise DeliveryError(f"topic {topic!r} is compacted: a record needs a key")
             parts = self._partitions(topic)
-            p = zlib.crc32(key) % len(parts) if key is not None else 0
+            p = _partition(key, len(parts)) if key is not None else 0
             rec = Record(topic, key, value, tuple(headers), p, len(parts[p]), int(time.time() * 1000))
             parts[p].append(rec)
             return rec
@@ -76,8 +77,28 @@ class MemoryTransport:
         return MemoryProducer(self)
 
     def consumer(self, topics: Sequence[str], group_id: str | None = None,
-                 from_beginning: bool = False) -> "MemoryConsumer":
-        return MemoryConsumer(self, list(topics), group_id, from_beginning)
+                 from_beginning: bool = False, listener: RebalanceListener | None = None) -> "MemoryConsumer":
+        return MemoryConsumer(self, list(topics), group_id, from_beginning, listener)
+
+    async def _rebalance(self, group: str) -> None:
+        """Revoke every member's partitions, then deal them out again (partition i of a topic to
+        the i-th member subscribed to it, in joining order) and tell each member."""
+        members = list(self._groups.get(group, ()))
+        for m in members:
+            await m._revoke()
+        shares: dict[MemoryConsumer, TopicPartitions] = {m: [] for m in members}
+        with self._lock:
+            topics = sorted({t for m in members for t in m._topics})
+            for t in topics:
+                subscribed = [m for m in members if t in m._topics]
+                for p in range(len(self._partitions(t))):
+                    shares[subscribed[p % len(subscribed)]].append((t, p))
+        for m in members:
+            await m._assign(shares[m])
+
+
+def _partition(key: bytes, partitions: int) -> int:
+    return zlib.crc32(key) % partitions
 
 
 class MemoryProducer:
@@ -101,28 +122,56 @@ class MemoryProducer:
 
 
 class MemoryConsumer:
-    """Reads every partition of its topics (one member per group)."""
+    """Reads every partition of its topics. Members of one group that pass a ``listener`` split
+    the partitions like Kafka's: one joining or leaving rebalances the others, and each hears
+    of its partitions revoked and assigned. A member without a listener reads every partition
+    (as the group's only member would)."""
 
     def __init__(self, broker: MemoryTransport, topics: list[str], group_id: str | None,
-                 from_beginning: bool) -> None:
+                 from_beginning: bool, listener: RebalanceListener | None = None) -> None:
         self._broker = broker
         self._topics = topics
         self._group = group_id
         self._from_beginning = from_beginning
+        self._listener = listener
         self._pos: dict[tuple[str, int], int] = {}
         self._started = False
 
     async def start(self) -> None:
         b = self._broker
-        with b._lock:
-            for t in self._topics:
-                for p, part in enumerate(b._partitions(t)):
-                    committed = b._committed.get((self._group or "", t, p)) if self._group else None
-                    if committed is not None:
-                        self._pos[(t, p)] = committed
-                    else:
-                        self._pos[(t, p)] = 0 if self._from_beginning else len(part)
+        if self._group is None or self._listener is None:
+            with b._lock:
+                self._position([(t, p) for t in self._topics for p in range(len(b._partitions(t)))])
+            self._started = True
+            return
+        b._groups.setdefault(self._group, []).append(self)
         self._started = True
+        await b._rebalance(self._group)
+
+    def _position(self, parts: TopicPartitions) -> None:
+        b = self._broker
+        for t, p in parts:
+            committed = b._committed.get((self._group, t, p)) if self._group else None
+            if committed is not None:
+                self._pos[(t, p)] = committed
+            else:
+                self._pos[(t, p)] = 0 if self._from_beginning else len(b._partitions(t)[p])
+
+    async def _revoke(self) -> None:
+        parts = sorted(self._pos)
+        self._pos = {}
+        if parts and self._listener is not None:
+            await self._listener.on_revoked(parts)
+
+    async def _assign(self, parts: TopicPartitions) -> None:
+        with self._broker._lock:
+            self._position(parts)
+        if self._listener is not None:
+            await self._listener.on_assigned(list(parts))
+
+    def partition_of(self, topic: str, key: bytes) -> int | None:
+        with self._broker._lock:
+            return _partition(key, len(self._broker._partitions(topic)))
 
     def _take(self, max_records: int) -> list[Record]:
         out: list[Record] = []
@@ -163,4 +212,12 @@ class MemoryConsumer:
         return dict(self._pos)
 
     async def stop(self) -> None:
+        """Leave the group (no revocation callback, as with Kafka); the others rebalance."""
+        if not self._started:
+            return
         self._started = False
+        members = self._broker._groups.get(self._group or "", [])
+        if self in members:
+            members.remove(self)
+            self._pos = {}
+            await self._broker._rebalance(self._group or "")

@@ -1,0 +1,254 @@
+"""Per-key state snapshots: round trips, refusal of foreign or forged records, handoff between
+collectors on the in-memory transport (rebalance and restart)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zlib
+
+import pytest
+
+from brownout import codec as wire
+from brownout import semconv as sc
+from brownout.breakers.record import Signer
+from brownout.collector.service import Collector
+from brownout.collector.state import (MAGIC, SnapshotCodec, StateError, StateKeeper, export_key, install)
+from brownout.model import Event, Key
+from brownout.pipeline import Pipeline
+from brownout.rules import load_rules
+from brownout.transport import MemoryTransport
+from brownout.transport.base import Record, default_topics
+
+EAST = Key("openai", "eastus", "gpt-4o")
+WEST = Key("openai", "westus", "gpt-4o")
+T0 = 1_700_000_000.0  # a minute boundary
+
+
+def healthy(key: Key, start: float, seconds: int, per_s: int = 2) -> list[Event]:
+    return [Event(key, start + i / per_s, 0.8 + 0.05 * (i % 5), ttft=0.3 + 0.01 * (i % 7), output_tokens=200)
+            for i in range(seconds * per_s)]
+
+
+def degraded(key: Key, start: float, seconds: int, per_s: int = 2) -> list[Event]:
+    """Slow (TTFT and latency x2) and failing (one request in three is a 503)."""
+    return [Event(key, start + i / per_s, 0.1, error_type="503") if i % 3 == 0 else
+            Event(key, start + i / per_s, 1.6, ttft=0.7, output_tokens=200) for i in range(seconds * per_s)]
+
+
+def run(p: Pipeline, events: list[Event], until: float) -> list[tuple]:
+    out = []
+    for e in sorted(events, key=lambda e: e.start):
+        p.observe(e)
+    out += p.advance(until)
+    return [(d.time, d.kind, d.rule, str(d.key), d.state, d.observed, d.baseline) for d in out]
+
+
+def handed_over(old: Pipeline, keys: list[Key], codec: SnapshotCodec | None = None) -> Pipeline:
+    codec = codec or SnapshotCodec()
+    new = Pipeline()
+    for key in keys:
+        value, headers = codec.encode(export_key(old, key, partition=0, taken_at=0.0))
+        assert install(new, codec.decode(value, headers, key=str(key).encode()))
+    return new
+
+
+def test_a_restored_pipeline_judges_the_rest_of_the_stream_like_the_original():
+    old = Pipeline()
+    run(old, healthy(EAST, T0, 900) + healthy(WEST, T0, 900), T0 + 900)
+    # an incident starts before the handoff: alerts pending or firing must carry over
+    opening = run(old, degraded(EAST, T0 + 900, 40) + healthy(WEST, T0 + 900, 40), T0 + 940)
+    assert any(d[4] in ("pending", "firing", "open") for d in opening)
+    new = handed_over(old, [EAST, WEST])
+    assert new.status() == old.status()
+    tail = degraded(EAST, T0 + 940, 200) + healthy(EAST, T0 + 1140, 300) + healthy(WEST, T0 + 940, 500)
+    expected = run(old, tail, T0 + 1440)
+    assert expected, "the tail must decide something for the comparison to mean anything"
+    assert run(new, tail, T0 + 1440) == expected
+
+
+def test_the_restored_baseline_is_not_warming_and_no_alert_fires_twice():
+    old = Pipeline()
+    run(old, healthy(EAST, T0, 900), T0 + 900)
+    fired = run(old, degraded(EAST, T0 + 900, 120), T0 + 1020)
+    assert (("alert", "error_rate", "firing") in {(d[1], d[2], d[4]) for d in fired})
+    new = handed_over(old, [EAST])
+    assert new.status()[EAST].warming is False
+    again = run(new, degraded(EAST, T0 + 1020, 60), T0 + 1080)
+    assert not [d for d in again if d[1] == "alert" and d[4] in ("pending", "firing")]
+    assert not [d for d in again if d[1] == "breaker" and d[4] == "open" and d[6] is not None and d[0] < T0 + 1020]
+
+
+def test_a_snapshot_naming_any_other_type_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    value = MAGIC + zlib.compress(pickle.dumps({"key": ["a", "b", "c"], "engine": Evil()}))
+    with pytest.raises(StateError) as err:
+        SnapshotCodec().decode(value, key=b"a/b/c")
+    assert err.value.reason == "forbidden_type" and "system" in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value, reason", [
+    (None, "tombstone"),
+    (b"{\"json\": true}", "foreign"),
+    (MAGIC + b"not zlib", "malformed"),
+    (MAGIC + zlib.compress(b"\x80\x05garbage"), "malformed"),
+    (MAGIC + zlib.compress(pickle.dumps(["a", "list"])), "malformed"),
+    (MAGIC + zlib.compress(pickle.dumps({"key": ["a", "b"]})), "malformed"),
+    (MAGIC + zlib.compress(b"\0" * 20_000_000), "too_big"),
+])
+def test_bad_values_name_their_reason(value, reason):
+    with pytest.raises(StateError) as err:
+        SnapshotCodec().decode(value, key=b"a/b/c")
+    assert err.value.reason == reason
+
+
+def test_a_record_under_another_key_is_refused():
+    p = Pipeline()
+    run(p, healthy(EAST, T0, 120), T0 + 120)
+    value, headers = SnapshotCodec().encode(export_key(p, EAST, partition=0, taken_at=0.0))
+    with pytest.raises(StateError) as err:
+        SnapshotCodec().decode(value, headers, key=str(WEST).encode())
+    assert err.value.reason == "wrong_key"
+
+
+def test_signed_snapshots_refuse_forged_and_unsigned_ones():
+    p = Pipeline()
+    run(p, healthy(EAST, T0, 120), T0 + 120)
+    snap = export_key(p, EAST, partition=0, taken_at=0.0)
+    ours = SnapshotCodec(signer=Signer(b"k1"), verify_keys=[b"k1"])
+    value, headers = ours.encode(snap)
+    assert ours.decode(value, headers, key=str(EAST).encode()).key == EAST
+    forged_value, forged_headers = SnapshotCodec(signer=Signer(b"other")).encode(snap)
+    unsigned_value, unsigned_headers = SnapshotCodec().encode(snap)
+    for v, h in ((forged_value, forged_headers), (unsigned_value, unsigned_headers), (value + b"x", headers)):
+        with pytest.raises(StateError) as err:
+            ours.decode(v, h, key=str(EAST).encode())
+        assert err.value.reason == "bad_signature"
+
+
+def test_a_snapshot_over_the_size_bound_is_not_written():
+    p = Pipeline()
+    run(p, healthy(EAST, T0, 120), T0 + 120)
+    with pytest.raises(StateError) as err:
+        SnapshotCodec(max_bytes=100).encode(export_key(p, EAST, partition=0, taken_at=0.0))
+    assert err.value.reason == "too_big"
+
+
+def test_after_a_rule_change_only_the_baselines_come_back(tmp_path):
+    old = Pipeline()
+    run(old, healthy(EAST, T0, 900), T0 + 900)
+    value, headers = SnapshotCodec().encode(export_key(old, EAST, partition=0, taken_at=0.0))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  error_rate:\n    window: 120\n")
+    new = Pipeline(load_rules(str(rules)))
+    whole = install(new, SnapshotCodec().decode(value, headers, key=str(EAST).encode()))
+    assert whole is False
+    ks = new.engine._keys[EAST]
+    assert ks.base_latency.value(T0 + 900) == old.engine._keys[EAST].base_latency.value(T0 + 900)
+    assert ks.latency.count == 0  # windows start fresh under the new rules
+
+
+def test_the_keeper_counts_bad_records_and_restores_the_good_ones():
+    p = Pipeline()
+    run(p, healthy(EAST, T0, 900) + healthy(WEST, T0, 900), T0 + 900)
+    value, headers = SnapshotCodec().encode(export_key(p, EAST, partition=0, taken_at=0.0))
+    records = [Record("state", str(EAST).encode(), value, headers),
+               Record("state", str(WEST).encode(), b"garbage", ())]
+    fresh = Pipeline()
+    keeper = StateKeeper(fresh, "state")
+    assert keeper.restore(records, {}) == [EAST]
+    assert keeper.counts == {"restored": 1, "rejected:foreign": 1}
+    assert EAST in fresh.status() and WEST not in fresh.status()
+
+
+# --- collectors on the in-memory transport -------------------------------------------------
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def publish(t: MemoryTransport, events: list[Event]) -> None:
+    p = t.producer()
+    for e in events:
+        await p.send(sc.TOPIC_EVENTS, wire.encode_flat([e]), key=str(e.key).encode(),
+                     headers=((sc.HEADER_CONTENT_TYPE, sc.CONTENT_FLAT_JSON.encode()),))
+
+
+def collector(t: MemoryTransport, clock: Clock) -> Collector:
+    p = Pipeline()
+    return Collector(t, p, clock=clock, state=StateKeeper(p, sc.TOPIC_STATE, interval=60.0))
+
+
+async def drive(collectors: list[Collector], clock: Clock, until: float) -> list:
+    decisions = []
+    while clock.t < until:
+        clock.t += 5.0
+        for c in collectors:
+            before = len(c.decisions)
+            await c.poll_once(timeout=0.0)
+            decisions += list(c.decisions)[before:]
+    return decisions
+
+
+async def test_a_joining_member_takes_its_keys_with_their_state():
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=4))
+    keys = [Key("openai", f"region-{i}", "gpt-4o") for i in range(8)]
+    clock = Clock(T0)
+    a = collector(t, clock)
+    await a.start()
+    for minute in range(12):  # 12 healthy minutes, published and judged minute by minute
+        await publish(t, [e for k in keys for e in healthy(k, T0 + 60 * minute, 60)])
+        await drive([a], clock, T0 + 60 * (minute + 1) + 10)
+    assert all(not s.warming for s in a.pipeline.status().values())
+    b = collector(t, clock)
+    await b.start()  # a's partitions are revoked (state saved), then split between a and b
+    mine_a, mine_b = set(a.pipeline.status()), set(b.pipeline.status())
+    assert mine_a and mine_b and not mine_a & mine_b and mine_a | mine_b == set(keys)
+    assert all(not s.warming for s in b.pipeline.status().values())
+    assert b.state.counts["restored"] == len(mine_b)
+    await publish(t, [e for k in keys for e in healthy(k, clock.t, 30)])
+    await drive([a, b], clock, clock.t + 40)
+    assert set(a.pipeline.status()) == mine_a and set(b.pipeline.status()) == mine_b
+    accepted = a.counts["events:accepted"] + b.counts["events:accepted"]
+    assert accepted == len(t.records(sc.TOPIC_EVENTS))  # every event once across the two
+    await a.stop()
+    await b.stop()
+
+
+async def test_a_restarted_collector_neither_rewarms_nor_announces_again():
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=2))
+    clock = Clock(T0)
+    a = collector(t, clock)
+    await a.start()
+    for minute in range(12):
+        await publish(t, [e for k in (EAST, WEST) for e in healthy(k, T0 + 60 * minute, 60)])
+        await drive([a], clock, T0 + 60 * (minute + 1) + 10)
+    await publish(t, degraded(EAST, clock.t - 5, 120) + healthy(WEST, clock.t - 5, 120))
+    first = await drive([a], clock, clock.t + 70)
+    assert {(d.rule, d.state) for d in first if d.key == EAST} >= {("error_rate", "firing"), ("error_breaker", "open")}
+    await a.stop()  # a graceful restart: state saved on stop
+    control_before = len(t.records(sc.TOPIC_CONTROL))
+    b = collector(t, clock)
+    await b.start()
+    assert not b.pipeline.status()[EAST].warming
+    await publish(t, degraded(EAST, clock.t - 5, 20))
+    again = await drive([b], clock, clock.t + 15)
+    assert not [d for d in again if d.kind == "alert" and d.state in ("pending", "firing")]
+    # the breaker may re-open after failed probes (a new transition), never trip open again
+    assert not [d for d in again if d.kind == "breaker" and d.state == "open" and d.reason == "tripped"]
+    seqs = [(r.key, r.value) for r in t.records(sc.TOPIC_CONTROL)[control_before:]]
+    assert all(b"\"state\": \"open\"" not in v or b"probes_failed" in v for _, v in seqs)
+    await b.stop()

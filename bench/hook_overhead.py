@@ -13,13 +13,16 @@ workers one at a time, round by round, order rotated. Result: the median time of
 mode minus the bare SDK's; per chunk, (streamed-call overhead - per-call overhead) / chunks.
 ``noise_us_*`` is the standard error of such a difference of medians, and ``process_bias_*``
 what a second, identical bare worker measures against the first: smaller differences are not
-resolved on this machine. A peer that is not installed, or fails to instrument, is reported
+resolved on this machine. ``<mode>_cpu_*`` are the same differences in CPU time of the calling
+thread (robust to a loaded machine; they leave out waiting, which an instrumentation that
+never blocks does not add to). A peer that is not installed, or fails to instrument, is reported
 unavailable. Peers get an SDK TracerProvider with a BatchSpanProcessor and an exporter that
 drops spans (their export cost is not counted); content capture is off for every mode.
 
 A few microseconds are below the noise of a ~1 ms loopback call, so every mode is also timed
 offline, in its worker: the same SDK path with the HTTP exchange replaced by a ready
-ChatCompletion or a real ``openai.Stream`` over ready SSE bytes (``<mode>_offline_*``; the
+ChatCompletion or a real ``openai.Stream`` over ready SSE bytes, timed in CPU time of the
+calling thread, so a loaded machine's descheduling does not count (``<mode>_offline_*``; the
 peer/brownout ratios come from these). And brownout's own cost in isolation: the hook's wrapper around a ``create`` that returns a ready
 ChatCompletion, and its stream proxy iterating a ready list of ChatCompletionChunk objects,
 each against the bare call or list (``brownout_isolated_*``), plus the CPU its exporter thread
@@ -83,17 +86,18 @@ def _setup(mode: str) -> Callable[[], int]:
     return lambda: (tp.force_flush(), count[0])[1]
 
 
-def _calls(client: Any, n: int, stream: bool) -> list[float]:
+def _calls(client: Any, n: int, stream: bool) -> list[tuple[float, float]]:
+    """(wall seconds, CPU seconds of this thread) of each of ``n`` calls."""
     out = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         if stream:
             for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
                                                     stream_options={"include_usage": True}):
                 pass
         else:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0, time.thread_time() - c0))
     return out
 
 
@@ -133,7 +137,9 @@ def _offline(client: Any, chunks: int) -> None:
 
 
 def _timed(client: Any, n: int, stream: bool) -> float:
-    t0 = time.perf_counter()
+    # CPU time of this thread: what the call costs the app's thread, without the time a loaded
+    # machine keeps the process descheduled (nor the peers' or our exporter threads).
+    t0 = time.thread_time()
     for _ in range(n):
         if stream:
             for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
@@ -141,7 +147,7 @@ def _timed(client: Any, n: int, stream: bool) -> float:
                 pass
         else:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    return (time.perf_counter() - t0) / n
+    return (time.thread_time() - t0) / n
 
 
 def worker(mode: str, url: str) -> int:
@@ -222,10 +228,16 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
                 workers.append(w)
         per_call: dict[str, list[float]] = {w.mode: [] for w in workers}
         per_stream: dict[str, list[float]] = {w.mode: [] for w in workers}
+        cpu_call: dict[str, list[float]] = {w.mode: [] for w in workers}
+        cpu_stream: dict[str, list[float]] = {w.mode: [] for w in workers}
         for r in range(rounds):
             for w in workers[r % len(workers):] + workers[:r % len(workers)]:
-                per_call[w.mode].extend(w.ask(f"call {calls}"))
-                per_stream[w.mode].extend(w.ask(f"stream {stream_calls}"))
+                for wall, cpu in w.ask(f"call {calls}"):
+                    per_call[w.mode].append(wall)
+                    cpu_call[w.mode].append(cpu)
+                for wall, cpu in w.ask(f"stream {stream_calls}"):
+                    per_stream[w.mode].append(wall)
+                    cpu_stream[w.mode].append(cpu)
                 w.ask("seen")  # its background export finishes before the next mode is timed
         offline_call: dict[str, list[float]] = {w.mode: [] for w in workers}
         offline_stream: dict[str, list[float]] = {w.mode: [] for w in workers}
@@ -261,6 +273,14 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
         out[f"{mode}_us_per_call"] = round(call * 1e6, 1)
         out[f"{mode}_us_per_chunk"] = round((stream - call) / chunks * 1e6, 2)
         out[f"{mode}_us_per_streamed_call"] = round(stream * 1e6, 1)
+    # The same calls in CPU time of the calling thread: robust to a loaded machine.
+    c_call = {k: statistics.median(v) for k, v in cpu_call.items()}
+    c_stream = {k: statistics.median(v) for k, v in cpu_stream.items()}
+    out["cpu_process_bias_us_per_call"] = round((c_call["bare_control"] - c_call["bare"]) * 1e6, 1)
+    for mode in [w.mode for w in workers if w.mode not in ("bare", "bare_control")]:
+        call = c_call[mode] - c_call["bare"]
+        out[f"{mode}_cpu_us_per_call"] = round(call * 1e6, 1)
+        out[f"{mode}_cpu_us_per_chunk"] = round((c_stream[mode] - c_stream["bare"] - call) / chunks * 1e6, 2)
     # Offline: the same SDK code path minus the network, fastest round of each mode.
     off_call = {k: min(v) for k, v in offline_call.items()}
     off_stream = {k: min(v) for k, v in offline_stream.items()}
@@ -273,7 +293,8 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
         out[f"{mode}_offline_us_per_call"] = round(call * 1e6, 2)
         out[f"{mode}_offline_us_per_chunk"] = round((stream - call) / OFFLINE_CHUNKS * 1e6, 3)
     for peer in PEERS:
-        for suffix in ("us_per_call", "us_per_chunk", "offline_us_per_call", "offline_us_per_chunk"):
+        for suffix in ("us_per_call", "us_per_chunk", "cpu_us_per_call", "cpu_us_per_chunk",
+                       "offline_us_per_call", "offline_us_per_chunk"):
             out.setdefault(f"{peer}_{suffix}", None)
     return out
 
@@ -369,11 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     result.update(end_to_end(tuple(p for p in args.peers.split(",") if p), args.rounds, args.calls,
                              args.stream_calls, args.chunks))
     result.update(isolated(n_calls=20_000, n_chunks=1_000, repeats=50))
+    # Peer cost over ours; ours is the larger of the offline difference (noisy, may be <= 0) and
+    # the isolated measurement, so the ratio is not flattered by noise.
     for peer in PEERS:
         for unit in ("call", "chunk"):
-            ours, theirs = result[f"brownout_offline_us_per_{unit}"], result[f"{peer}_offline_us_per_{unit}"]
+            ours = max(result[f"brownout_offline_us_per_{unit}"] or 0.0, result[f"brownout_isolated_us_per_{unit}"])
+            theirs = result[f"{peer}_offline_us_per_{unit}"]
             result[f"{peer}_offline_{unit}_ratio"] = \
-                round(theirs / ours, 1) if ours and ours > 0 and theirs is not None and theirs > 0 else None
+                round(theirs / ours, 1) if ours > 0 and theirs is not None and theirs > 0 else None
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -74,6 +74,19 @@ breaker:
   probes_needed: 3
   probe_failures: 2
 """
+# Scenario B: the latency breaker trips on p95 >= 2 x baseline held 5 min over a 5-min window, after a
+# 10-min warm-up, by default. Shortened here (and said so in the output) to fit a test.
+LATENCY_RULES = BREAKER_RULES + """\
+baseline:
+  warmup: 60          # one per-minute sample makes a baseline (default 600 s)
+rules:
+  latency_p95:
+    window: 30        # the latency baseline learns this window's p95 each minute (default 300 s)
+  latency_breaker:
+    window: 15        # default 300 s
+    hold: 5           # default 300 s
+    min_requests: 10
+"""
 BREAKER_BUDGET = 15.0  # DESIGN: a breaker opens within 15 s of a hard error burst
 
 
@@ -434,6 +447,35 @@ async def test_router_leaves_a_failing_deployment_and_comes_back(kafka_bootstrap
     measured = await _breaker_round(kafka_bootstrap, topics, port, east, west, healthy=healthy, degrade=fail,
                                     recover=recover, budget=BREAKER_BUDGET)
     print(measured.report("503s start", BREAKER_BUDGET))
+
+
+async def test_router_leaves_a_slow_deployment_and_comes_back(kafka_bootstrap, collector, servers, callbacks):
+    """Scenario B: east's first token comes 5 x later (0.1 s -> 0.5 s); once east has a latency
+    baseline, the latency breaker opens (LATENCY_RULES: short windows and hold; DESIGN sets no
+    seconds budget for it), the Router moves, and when east is fast again probes close it."""
+    topics, port = await collector(LATENCY_RULES)
+    east, west = servers
+    east.first_token_delay = west.first_token_delay = 0.1
+    baseline = 'brownout_key_latency_p95_baseline_seconds{model="gpt-4o",provider="openai",region="eastus"}'
+    learned: list[float] = []
+
+    async def healthy():  # the baseline learns at minute boundaries (event time): up to a minute
+        def ready():
+            value = _scrape(port).get(baseline)
+            return value is not None and learned.append(value) is None
+        await asyncio.to_thread(_wait_for, ready, 120, "a latency baseline for east", 1.0)
+
+    def slow():
+        east.first_token_delay = 0.5
+
+    def recover():
+        east.first_token_delay = 0.1
+
+    measured = await _breaker_round(kafka_bootstrap, topics, port, east, west, healthy=healthy, degrade=slow,
+                                    recover=recover, budget=None)
+    print(f"east's p95 latency baseline {learned[0]:.3f} s; rules shortened for the test "
+          f"(latency_breaker window 15 s, hold 5 s; baseline warmup 60 s)")
+    print(measured.report("first token 5 x slower", None))
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -116,7 +116,6 @@ class _KeyState:
             self.goodput[tier] = (RollingSum(_steps(t["long"], _MINUTE), 2), RollingSum(_steps(t["short"], _MINUTE), 2))
         self.latency_hold_since: float | None = None
         self.tripping: set[str] = set()
-        self.idle_steps = 0
         self.status: KeyStatus | None = None
 
     def _hist(self, metric: str, window: float, step: float) -> RollingHistogram:
@@ -265,7 +264,7 @@ class Engine:
         ks.tripping.clear()
         r = ks.rules
         key = ks.key
-        minute_end = abs(t / _MINUTE - round(t / _MINUTE)) < 1e-9
+        minute_end = int(t // _MINUTE) != int((t - self.step) // _MINUTE)  # this step crossed a minute
 
         # error rate alert: capacity errors only; client errors never count here
         er = r["error_rate"]

@@ -151,3 +151,14 @@ def test_detectors_import_no_collector_exporters_or_transport():
             "bad = [m for m in sys.modules if m.startswith(('brownout.collector', 'brownout.exporters', "
             "'brownout.transport', 'aiokafka'))]; print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_an_odd_step_still_learns_baselines_once_a_minute():
+    from brownout.rules import parse_rules
+
+    engine = Engine(parse_rules("engine: {step: 7}\n"))
+    for e in stream(1200, rate=10):
+        engine.observe(e)
+    engine.advance(1200.0)
+    s = engine.status()[KEY]
+    assert not s.warming and s.ttft_p50_baseline == pytest.approx(0.4, rel=0.1)

@@ -12,7 +12,8 @@ Side by side:
 - ``cooldown``: LiteLLM-style: a key cools down for 60 s when >= 50 % of its requests failed over
   the last 60 s (at least 5 requests).
 
-Per scenario and detector: caught (a firing alert or an opened breaker on the incident key while
+Delays of brownout include the allowed lateness (5 s): a live collector decides about a step that
+long after the step ends. Per scenario and detector: caught (a firing alert or an opened breaker on the incident key while
 it lasts), delay (from the incident start), false alerts per key-day (firing alerts or opens
 outside any incident, plus 10 min of grace after one), flaps (an alert re-firing during one incident).
 
@@ -203,8 +204,9 @@ DETECTORS: dict[str, Callable[[list[Event]], list[Signal]]] = {
 
 
 # --- scoring ---------------------------------------------------------------------------
-def score(s: Scenario, detector: str, signals: Iterable[Signal], keys: int) -> Result:
-    signals = list(signals)
+def score(s: Scenario, detector: str, signals: Iterable[Signal], keys: int, lag: float = 0.0) -> Result:
+    """``lag``: seconds between a signal's event time and when a live deployment can act on it."""
+    signals = [(t + lag, key, rule, state) for t, key, rule, state in signals]
     acts = [x for x in signals if x[3] in ("firing", "open")]
     inc = s.incidents
     first_hit: float | None = None
@@ -258,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         keys = len({e.key for e in events})
         for name, run in DETECTORS.items():
             t1 = time.perf_counter()
-            results.append(score(s, name, run(events), keys))
+            # brownout stamps a decision with its step's end; live, it is taken allowed_lateness later
+            lag = 5.0 if name == "brownout" else 0.0
+            results.append(score(s, name, run(events), keys, lag))
             timings[f"{s.name}/{name}"] = time.perf_counter() - t1
         if not args.json:
             print(f"# {s.name}: {s.note} ({len(events)} events, {keys} keys, "

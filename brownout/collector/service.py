@@ -237,8 +237,8 @@ class Collector:
         for d in decisions:
             self.decisions.append(d)
             self.counts[f"decision:{d.kind}:{d.state}"] += 1
-            log.info("%s %s %s %s observed=%s baseline=%s", d.kind, d.rule, d.key, d.state,
-                     _fmt(d.observed), _fmt(d.baseline))
+            log.info("%s %s %s %s at=%.3f observed=%s baseline=%s", d.kind, d.rule, d.key, d.state,
+                     d.time, _fmt(d.observed), _fmt(d.baseline))
             for h in self.handlers:
                 try:
                     res = h(d)

@@ -15,10 +15,10 @@ request makes exactly one call and whatever moves the traffic is brownout's brea
 
 The detector rules are the defaults (error breaker: 25 % errors, tripping early on a 5 s
 window's lower confidence bound). Only the rule file's ``breaker:`` section is shortened, so a
-whole open -> half_open -> closed round fits in the test: a cooldown of 10-12.5 s instead of
-30-60 s, and half-open admits half of the calls and closes after 3 healthy probes. (Cooldowns
-run in event time from the step that tripped, so a router sees the breaker open for the
-cooldown less the detection delay.)
+few breaker rounds fit in the test: a cooldown of 10-12.5 s (15 s after a failed probe round)
+instead of 30-60 s, and half-open admits half of the calls, closes after 3 healthy probes and
+re-opens after 2 failed ones. (Cooldowns run in event time from the step that tripped, so a
+router sees the breaker open for the cooldown less the detection delay.)
 
 Budgets checked (DESIGN): the breaker opens within 15 s of a hard error burst, and while it is
 open at least 95 % of new requests go to the healthy deployment. The measured times are printed.
@@ -68,7 +68,7 @@ BREAKER_RULES = """\
 # The default detectors; breakers with test-length cooldowns and a quick half-open round.
 breaker:
   cooldown_min: 10
-  cooldown_max: 20
+  cooldown_max: 15
   jitter: 0.25
   probe_fraction: 0.5
   probes_needed: 3
@@ -328,14 +328,22 @@ class Round:
     probes: int
     back_to_east: float
     after: int
+    failed_round: tuple[float, float, int] | None  # (half_open, open again, failed probes) if probed while degraded
 
     def report(self, what: str, budget: float | None) -> str:
         limit = f" (budget {budget:.0f} s)" if budget else ""
-        return "\n".join([
+        lines = [
             f"{what} -> open record on the router's board: {self.t_open - self.t_degrade:5.1f} s{limit}",
             f"{what} -> traffic moved (last request sent to east): {self.last_to_east - self.t_degrade:5.1f} s; "
-            f"{self.to_west:.1%} of {self.during_open} requests while open went to {WEST}",
-            f"open record -> half_open record (cooldown less detection delay): {self.t_half - self.t_open:5.1f} s; "
+            f"{self.to_west:.1%} of {self.during_open} requests while open went to {WEST}"]
+        t_open = self.t_open
+        if self.failed_round is not None:
+            half, again, failed = self.failed_round
+            lines.append(f"open -> half_open (cooldown less detection delay) {half - t_open:.1f} s; still failing: "
+                         f"{failed} probe requests failed, open again {again - half:.1f} s later")
+            t_open = again
+        return "\n".join(lines + [
+            f"open record -> half_open record: {self.t_half - t_open:5.1f} s; "
             f"{self.probes_east} of {self.probes} requests probed east while half-open",
             f"recovery (while open) -> closed record: {self.t_closed - self.t_recover:5.1f} s "
             f"(half_open -> closed {self.t_closed - self.t_half:.1f} s); afterwards {self.back_to_east:.0%} of "
@@ -343,10 +351,11 @@ class Round:
 
 
 async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, degrade, recover,
-                         budget: float | None) -> None:
+                         budget: float | None, probe_while_degraded: bool = False) -> Round:
     """Router + guard + board on the real control topic; healthy traffic until ``healthy()``
     (awaited), then ``degrade()``: the breaker opens (within ``budget``), >= 95 % of requests go
-    west; ``recover()``: probes close it and traffic returns. Then count reconciliation."""
+    west; with ``probe_while_degraded``, the first half-open round fails and re-opens it;
+    ``recover()``: probes close it and traffic returns. Then count reconciliation."""
     hooks.configure(bootstrap_servers=kafka_bootstrap, topic=topics["events"], regions=HOSTS)
     seen = BoardLog()
     board = AsyncBreakerBoard(KafkaTransport(kafka_bootstrap), topics["control"], registry=CollectorRegistry(),
@@ -384,11 +393,20 @@ async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, 
         last_to_east = max(c.start for c in traffic.started_between(t_degrade, t_moved_until)
                            if c.served_by in ("east", "error"))
 
+        failed_round = None
+        t_last_open = t_open
+        if probe_while_degraded:  # half-open probes meet the same failure: open again, longer
+            await _until(lambda: seen.first(EAST, "open", t_open + 1e-6) is not None, 60, f"{EAST} open again")
+            t_last_open = seen.first(EAST, "open", t_open + 1e-6)
+            failed = sum(c.served_by == "error" for c in traffic.started_between(t_open, t_last_open))
+            assert failed >= 2, "the breaker re-opened without failed probes"  # probe_failures: 2
+            failed_round = (seen.first(EAST, "half_open", t_open), t_last_open, failed)
+
         # east recovers; half-open probes find it healthy and close the breaker
         recover()
         t_recover = time.monotonic()
         await _until(lambda: seen.first(EAST, "closed", t_recover) is not None, 60, f"{EAST} closed again")
-        t_half = seen.first(EAST, "half_open", t_open)
+        t_half = seen.first(EAST, "half_open", t_last_open)
         t_closed = seen.first(EAST, "closed", t_recover)
         probes = [c for c in traffic.started_between(t_half, t_closed) if c.end < t_closed]
 
@@ -420,7 +438,8 @@ async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, 
         hooks.configure()
 
     measured = Round(t_degrade, t_open, last_to_east, to_west, len(during_open), t_recover, t_half, t_closed,
-                     sum(c.served_by == "east" for c in probes), len(probes), back_to_east, len(after))
+                     sum(c.served_by == "east" for c in probes), len(probes), back_to_east, len(after),
+                     failed_round)
     streamed = sum(c.stream for c in traffic.calls)
     print(f"\n{requests} requests through the Router ({streamed} streamed), {requests} events accepted")
     print(f"board changes: {[(round(t - t_begin, 1), str(k), s) for t, k, s in seen.changes]}")
@@ -430,7 +449,8 @@ async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, 
 async def test_router_leaves_a_failing_deployment_and_comes_back(kafka_bootstrap, collector, servers,
                                                                  callbacks):
     """Scenario A: east answers 503s; its breaker opens within the budget and the Router sends
-    new requests west; east recovers; half-open probes close the breaker; traffic returns."""
+    new requests west; the first half-open probes still fail and it opens again; east recovers;
+    the next probes close the breaker; traffic returns."""
     topics, port = await collector(BREAKER_RULES)
     east, west = servers
     t0 = time.monotonic()
@@ -445,7 +465,7 @@ async def test_router_leaves_a_failing_deployment_and_comes_back(kafka_bootstrap
         east.status = 200
 
     measured = await _breaker_round(kafka_bootstrap, topics, port, east, west, healthy=healthy, degrade=fail,
-                                    recover=recover, budget=BREAKER_BUDGET)
+                                    recover=recover, budget=BREAKER_BUDGET, probe_while_degraded=True)
     print(measured.report("503s start", BREAKER_BUDGET))
 
 

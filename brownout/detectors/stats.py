@@ -87,7 +87,9 @@ def bin_counts(values: Sequence[float]) -> SparseCounts:
             if i >= NBINS:
                 i = NBINS - 1
             d[i] = d.get(i, 0) + 1
-        return list(d), list(d.values()), len(values)
+        if len(d) <= 6:  # a short loop of item updates beats building arrays
+            return list(d), list(d.values()), len(values)
+        return np.fromiter(d, np.intp, len(d)), np.fromiter(d.values(), np.int32, len(d)), len(values)
     x = np.asarray(values, dtype=np.float64)
     b = (np.log(np.maximum(x, LOW)) - _LOG_LOW) // _LOG_GAMMA
     idx = np.clip(b, 0, NBINS - 1).astype(np.intp)
@@ -125,7 +127,7 @@ class RollingHistogram:
     True
     """
 
-    __slots__ = ("width", "_hist", "_parts", "count", "_cum")
+    __slots__ = ("width", "_hist", "_parts", "count", "_cum", "_memo")
 
     def __init__(self, width: int) -> None:
         if width < 1:
@@ -135,6 +137,7 @@ class RollingHistogram:
         self._parts: deque[SparseCounts] = deque()
         self.count = 0
         self._cum: Any = None
+        self._memo: dict[float, float] = {}
 
     def push(self, part: SparseCounts) -> None:
         if part[2]:
@@ -159,6 +162,7 @@ class RollingHistogram:
             h[idx] -= n
         self.count += sign * total
         self._cum = None
+        self._memo.clear()
         if self.count == 0:
             self._hist = None
 
@@ -166,10 +170,12 @@ class RollingHistogram:
         """Nearest-rank quantile within a factor GAMMA, or None when the window is empty."""
         if self.count == 0:
             return None
-        if self._cum is None:
-            self._cum = self._hist.cumsum(dtype=np.int32)
-        i = int(self._cum.searchsorted(nearest_rank(self.count, q)))
-        return float(_BIN_VALUES[i])
+        got = self._memo.get(q)
+        if got is None:
+            if self._cum is None:
+                self._cum = self._hist.cumsum(dtype=np.int32)
+            got = self._memo[q] = float(_BIN_VALUES[int(self._cum.searchsorted(nearest_rank(self.count, q)))])
+        return got
 
     def log_se(self, q: float) -> float:
         """Standard error of ``log(quantile(q))``: the log-spread (from the IQR) x k(q) / sqrt(n).

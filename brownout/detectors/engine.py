@@ -21,8 +21,9 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from brownout import semconv as sc
 from brownout.detectors.baseline import Baseline
@@ -428,37 +429,61 @@ class Engine:
 
     # --- state -------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """Serialize windows, baselines and lifecycles (not the rules) for ``Engine.restore``."""
-        keys = {k: {n: v for n, v in vars(ks).items() if n != "rules"} for k, ks in self._keys.items()}
-        return pickle.dumps({"v": 1, "evaluated": self._evaluated,
-                             "late_events": self.late_events, "keys": keys}, protocol=pickle.HIGHEST_PROTOCOL)
+        """Windows, baselines and lifecycles of every key (not the rules), for :meth:`restore`."""
+        return _pack({"v": 1, "evaluated": self._evaluated, "late_events": self.late_events,
+                      "keys": {k: _key_state(ks) for k, ks in self._keys.items()}})
+
+    def snapshot_keys(self) -> dict[Key, bytes]:
+        """One small snapshot per key (a compacted state topic keyed by key); :meth:`restore` takes the dict."""
+        return {k: _pack({"v": 1, "evaluated": self._evaluated, "late_events": 0, "keys": {k: _key_state(ks)}})
+                for k, ks in self._keys.items()}
 
     @classmethod
-    def restore(cls, data: bytes, rules: Any = None) -> "Engine":
-        """An engine with the state of :meth:`snapshot` and the given rules.
+    def restore(cls, data: bytes | Mapping[Key, bytes], rules: Any = None) -> "Engine":
+        """An engine with the state of :meth:`snapshot` (or :meth:`snapshot_keys`) and ``rules``.
 
         Window widths and alert holds come from the snapshot; thresholds from ``rules``. Only
-        the engine's own classes, numpy arrays and builtins are unpickled (ValueError otherwise).
+        the engine's own classes, numpy arrays and builtins are unpickled; anything else, or
+        bytes that are not a snapshot, raise ValueError.
         """
-        try:
-            state = _SnapshotUnpickler(io.BytesIO(data)).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError) as exc:
-            raise ValueError(f"not an engine snapshot: {exc}") from None
-        if not isinstance(state, dict) or state.get("v") != 1:
-            raise ValueError("not an engine snapshot (version 1)")
+        blobs = list(data.values()) if isinstance(data, Mapping) else [data]
         engine = cls(rules)
-        engine._evaluated = state["evaluated"]
-        engine.late_events = state["late_events"]
-        for k, attrs in state["keys"].items():
-            ks = _KeyState.__new__(_KeyState)
-            vars(ks).update(attrs)
-            ks.rules = engine.rules.for_key(k)
-            engine._keys[k] = ks
+        for blob in blobs:
+            state = _unpack(blob)
+            ev = state["evaluated"]
+            if ev is not None and (engine._evaluated is None or ev > engine._evaluated):
+                engine._evaluated = ev
+            engine.late_events += state["late_events"]
+            for k, attrs in state["keys"].items():
+                ks = _KeyState.__new__(_KeyState)
+                vars(ks).update(attrs)
+                ks.rules = engine.rules.for_key(k)
+                engine._keys[k] = ks
+        for k, ks in engine._keys.items():
             for idx in ks.open:
                 engine._due.setdefault(idx, set()).add(k)
             if not ks.idle:
                 engine._active.add(k)
         return engine
+
+
+def _key_state(ks: _KeyState) -> dict[str, Any]:
+    return {n: v for n, v in vars(ks).items() if n != "rules"}
+
+
+def _pack(state: dict[str, Any]) -> bytes:
+    return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    try:
+        state = _SnapshotUnpickler(io.BytesIO(zlib.decompress(blob))).load()
+    except (zlib.error, pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            TypeError, ValueError) as exc:
+        raise ValueError(f"not an engine snapshot: {exc}") from None
+    if not isinstance(state, dict) or state.get("v") != 1 or not isinstance(state.get("keys"), dict):
+        raise ValueError("not an engine snapshot (version 1)")
+    return state
 
 
 def _envelope(b: Baseline, t: float, window: float, pick: Any) -> float | None:

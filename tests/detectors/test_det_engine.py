@@ -117,12 +117,27 @@ def test_snapshot_restore_continues_identically():
     assert any(f.rule == "ttft_drift" for f in tail)
 
 
+def test_per_key_snapshots_restore_like_the_whole():
+    events = list(stream(2400, rate=10, ttft=lambda t: 0.9 if t > 1500 else 0.4))
+    other = Key("anthropic", "us-east-1", "claude")
+    events = merge(events, stream(2400, rate=5, key=other, seed=3))
+    cut = next(i for i, e in enumerate(events) if e.start > 1200)
+    engine = Engine()
+    replay(events[:cut], engine, final=False)
+    blobs = engine.snapshot_keys()
+    assert set(blobs) == {KEY, other}
+    a, b = Engine.restore(blobs), Engine.restore(engine.snapshot())
+    assert replay(events[cut:], a) == replay(events[cut:], b)
+
+
 def test_restore_refuses_foreign_pickles():
     import os
     import pickle
 
-    evil = pickle.dumps({"v": 1, "x": os.system})
-    for data in (evil, b"not a pickle", pickle.dumps([1, 2])):
+    import zlib
+
+    evil = zlib.compress(pickle.dumps({"v": 1, "keys": {}, "x": os.system}))
+    for data in (evil, b"not a pickle", zlib.compress(pickle.dumps([1, 2])), pickle.dumps({"v": 1})):
         with pytest.raises(ValueError):
             Engine.restore(data)
 

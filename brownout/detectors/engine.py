@@ -227,7 +227,13 @@ class Engine:
 
     # --- per step ----------------------------------------------------------------------
     def advance(self, now: float) -> list[Finding]:
-        """Evaluate every step whose end is <= ``now - allowed_lateness``; findings in time order."""
+        """Evaluate every step whose end is <= ``now - allowed_lateness``.
+
+        Findings come ordered by step, then key, then rule (in pack order: error_rate,
+        error_breaker, ttft_drift, latency_p95, latency_breaker, throughput, itl, goodput_page,
+        goodput_ticket); ``Finding.time`` is the end of the step judged. Idempotent for a ``now``
+        already passed; steps with no key to judge are skipped at no cost.
+        """
         if not math.isfinite(now):
             raise ValueError(f"now must be a finite unix time, got {now!r}")
         last = int((now - self.allowed_lateness) // self.step) - 1

@@ -65,7 +65,9 @@ def test_stream_helper(captured, client, server):
     ev = captured.one()
     assert (ev.input_tokens, ev.output_tokens) == (11, 4)
     assert ev.finish_reasons == ("max_tokens",)
-    assert ev.itl_max >= 0.02
+    # the server cannot send faster than its gaps; this SDK's decoder may hand two events over together
+    assert ev.duration >= 3 * 0.02
+    assert 0 <= ev.itl_p50 <= ev.itl_p95 <= ev.itl_max
 
 
 def test_stream_helper_final_message(captured, client, server):

@@ -133,8 +133,10 @@ class Collector:
             for rec in records:
                 await self._ingest(rec, now)
             await self.tick(now)
-            if self.state is not None and self.state.due(now):
-                await self._save_quietly(None, now)
+            if self.state is not None:
+                due = self.state.due(now)
+                if due:
+                    await self._save_quietly(due, now)
             if records:
                 await self._producer.flush()
                 try:

@@ -392,6 +392,9 @@ class StateKeeper:
     partition_for
         The events partition of a key (the collector sets it from its consumer); None: all keys
         are owned (a single member).
+    max_per_poll
+        At most this many periodic snapshots per poll: with many keys the work is spread out
+        instead of stalling the consumer once per interval.
 
     Counters in ``counts``: ``saved``, ``restored``, ``restored_baselines_only`` and
     ``rejected:<reason>`` (records ignored: the key started fresh).
@@ -399,16 +402,18 @@ class StateKeeper:
 
     def __init__(self, pipeline: Any, topic: str, codec: SnapshotCodec | None = None,
                  interval: float = 30.0, partition_for: Callable[[Key], int | None] | None = None,
-                 control_verify_keys: Mapping[str, bytes] | Sequence[bytes] = ()) -> None:
+                 control_verify_keys: Mapping[str, bytes] | Sequence[bytes] = (),
+                 max_per_poll: int = 200) -> None:
         self.pipeline = pipeline
         self.topic = topic
         self.codec = codec or SnapshotCodec()
         self.interval = interval
         self.partition_for = partition_for
         self.control_verify_keys = control_verify_keys
+        self.max_per_poll = max_per_poll
         self.counts: dict[str, int] = {}
         self.last_restore_seconds: float | None = None
-        self._saved_at = -math.inf
+        self._saved_at: dict[Key, float] = {}
 
     def _part(self, key: Key) -> int | None:
         return None if self.partition_for is None else self.partition_for(key)
@@ -419,14 +424,18 @@ class StateKeeper:
         held = set(self.pipeline.engine._keys) | set(self.pipeline.book._breakers)
         return sorted(k for k in held if self._part(k) in wanted)
 
-    def due(self, now: float) -> bool:
-        return now - self._saved_at >= self.interval
+    def due(self, now: float) -> list[Key]:
+        """Keys whose last snapshot is ``interval`` old (oldest first, at most ``max_per_poll``)."""
+        saved = self._saved_at
+        late = [(saved.get(k, -math.inf), k) for k in self.pipeline.engine._keys
+                if now - saved.get(k, -math.inf) >= self.interval]
+        late.sort(key=lambda x: x[0])
+        return [k for _, k in late[:self.max_per_poll]]
 
     async def save(self, producer: Any, keys: Iterable[Key] | None, now: float) -> int:
-        """Send the snapshots of ``keys`` (None: every key, and restart the interval); the
-        caller flushes. Returns how many were sent."""
+        """Send the snapshots of ``keys`` (None: every key); the caller flushes. Returns how
+        many were sent."""
         if keys is None:
-            self._saved_at = now
             keys = sorted(self.pipeline.engine._keys)
         n = 0
         for key in keys:
@@ -440,6 +449,7 @@ class StateKeeper:
                 log.warning("state of %s not saved: %s", key, exc)
                 continue
             await producer.send(self.topic, value, key=str(key).encode(), headers=headers)
+            self._saved_at[key] = now
             n += 1
         self._count("saved", n)
         return n
@@ -449,6 +459,7 @@ class StateKeeper:
         keys = self.keys_of(partitions)
         for key in keys:
             forget_key(self.pipeline, key)
+            self._saved_at.pop(key, None)
         return keys
 
     async def load(self, transport: Any, control_topic: str | None, partitions: Iterable[int]) -> list[Key]:
@@ -501,6 +512,7 @@ class StateKeeper:
                 log.warning("ignored the state of %s: %s", snap.key, exc)
                 continue
             self._count("restored" if whole else "restored_baselines_only")
+            self._saved_at[snap.key] = snap.taken_at
             done.append(snap.key)
         restored = set(done)
         for key, cr in sorted(control.items()):

@@ -252,3 +252,53 @@ async def test_a_restarted_collector_neither_rewarms_nor_announces_again():
     seqs = [(r.key, r.value) for r in t.records(sc.TOPIC_CONTROL)[control_before:]]
     assert all(b"\"state\": \"open\"" not in v or b"probes_failed" in v for _, v in seqs)
     await b.stop()
+
+
+class Recorder:
+    def __init__(self, name: str, log: list) -> None:
+        self.name, self.log = name, log
+
+    async def on_revoked(self, partitions):
+        self.log.append((self.name, "revoked", partitions))
+
+    async def on_assigned(self, partitions):
+        self.log.append((self.name, "assigned", partitions))
+
+
+async def test_memory_group_members_split_partitions_and_every_revocation_comes_first():
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=4))
+    log: list = []
+    a = t.consumer([sc.TOPIC_EVENTS], group_id="g", listener=Recorder("a", log))
+    b = t.consumer([sc.TOPIC_EVENTS], group_id="g", listener=Recorder("b", log))
+    await a.start()
+    assert log == [("a", "assigned", [(sc.TOPIC_EVENTS, p) for p in range(4)])]
+    log.clear()
+    await b.start()
+    assert [x[:2] for x in log] == [("a", "revoked"), ("a", "assigned"), ("b", "assigned")]
+    assert sorted(log[1][2] + log[2][2]) == [(sc.TOPIC_EVENTS, p) for p in range(4)]
+    assert set(await a.positions()).isdisjoint(await b.positions())
+    log.clear()
+    await b.stop()  # leaving: no callback for the leaver, the others get everything back
+    assert [x[:2] for x in log] == [("a", "revoked"), ("a", "assigned")]
+    assert len(await a.positions()) == 4
+    await a.stop()
+
+
+async def test_periodic_snapshots_are_spread_over_polls():
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=1))
+    clock = Clock(T0)
+    p = Pipeline()
+    keeper = StateKeeper(p, sc.TOPIC_STATE, interval=30.0, max_per_poll=3)
+    c = Collector(t, p, clock=clock, state=keeper)
+    await c.start()
+    keys = [Key("openai", f"region-{i}", "gpt-4o") for i in range(7)]
+    await publish(t, [e for k in keys for e in healthy(k, T0 - 10, 5)])
+    sizes = []
+    for _ in range(4):
+        before = len(t.records(sc.TOPIC_STATE))
+        await c.poll_once(timeout=0.0)
+        sizes.append(len(t.records(sc.TOPIC_STATE)) - before)
+    assert sizes == [3, 3, 1, 0]
+    await c.stop()

@@ -357,6 +357,15 @@ async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, 
     west; with ``probe_while_degraded``, the first half-open round fails and re-opens it;
     ``recover()``: probes close it and traffic returns. Then count reconciliation."""
     hooks.configure(bootstrap_servers=kafka_bootstrap, topic=topics["events"], regions=HOSTS)
+    try:
+        return await _round(kafka_bootstrap, topics, port, east, west, healthy=healthy, degrade=degrade,
+                            recover=recover, budget=budget, probe_while_degraded=probe_while_degraded)
+    finally:
+        hooks.configure()
+
+
+async def _round(kafka_bootstrap, topics, port, east, west, *, healthy, degrade, recover, budget,
+                 probe_while_degraded) -> Round:
     seen = BoardLog()
     board = AsyncBreakerBoard(KafkaTransport(kafka_bootstrap), topics["control"], registry=CollectorRegistry(),
                               poll_timeout=0.1, on_record=seen)
@@ -422,20 +431,17 @@ async def _breaker_round(kafka_bootstrap, topics, port, east, west, *, healthy, 
         litellm.callbacks.remove(guard)
         await board.stop()
 
-    try:
-        # every request made exactly one call, and produced exactly one event
-        requests = len(traffic.calls)
-        assert east.hits + west.hits == requests
-        assert await asyncio.to_thread(hooks.flush, 30), "the hooks could not deliver their events"
-        stats = hooks.stats()
-        assert stats["dropped"] == 0 and stats["errors"] == 0 and stats["sent"] == requests, stats
-        accepted = 'brownout_events_total{outcome="accepted"}'
-        metrics = await asyncio.to_thread(
-            _wait_for, lambda: (m := _scrape(port)).get(accepted, 0) >= requests and m, 30, "every event counted")
-        assert metrics[accepted] == requests
-        assert metrics.get('brownout_events_total{outcome="invalid"}', 0) == 0
-    finally:
-        hooks.configure()
+    # every request made exactly one call, and produced exactly one event
+    requests = len(traffic.calls)
+    assert east.hits + west.hits == requests
+    assert await asyncio.to_thread(hooks.flush, 30), "the hooks could not deliver their events"
+    stats = hooks.stats()
+    assert stats["dropped"] == 0 and stats["errors"] == 0 and stats["sent"] == requests, stats
+    accepted = 'brownout_events_total{outcome="accepted"}'
+    metrics = await asyncio.to_thread(
+        _wait_for, lambda: (m := _scrape(port)).get(accepted, 0) >= requests and m, 30, "every event counted")
+    assert metrics[accepted] == requests
+    assert metrics.get('brownout_events_total{outcome="invalid"}', 0) == 0
 
     measured = Round(t_degrade, t_open, last_to_east, to_west, len(during_open), t_recover, t_half, t_closed,
                      sum(c.served_by == "east" for c in probes), len(probes), back_to_east, len(after),

@@ -25,13 +25,14 @@ fresh: :class:`StateError` names the reason and the keeper counts it, nothing cr
 >>> value, headers = codec.encode(export_key(old, key, partition=0, taken_at=1_000_920.0))
 >>> new = Pipeline()
 >>> install(new, codec.decode(value, headers, key=str(key).encode()))
-True
+'restored'
 >>> new.status()[key].warming, round(new.status()[key].ttft_p50_baseline, 2)
 (False, 0.3)
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -225,39 +226,92 @@ def export_key(pipeline: Any, key: Key, *, partition: int | None, taken_at: floa
                        fingerprint(engine.rules.baseline), attrs, breaker)
 
 
-def install(pipeline: Any, snap: KeySnapshot, control: Any = None) -> bool:
-    """Put ``snap`` into ``pipeline`` (replacing what it had for the key).
+def install(pipeline: Any, snap: KeySnapshot, control: Any = None) -> str:
+    """Put ``snap`` into ``pipeline`` (replacing what it had for the key); say what came back.
 
-    Returns True when the whole key state was restored; a key whose rules changed since the
-    snapshot keeps only its baselines (when their settings are unchanged) and starts its
-    windows and alerts fresh (False). ``control`` (the key's latest control record) wins over
-    the snapshot's breaker when it is newer; a snapshot transition the control topic never
-    received is published again. :class:`StateError` if the state does not fit the engine.
+    ``"restored"``: the whole key state. After a rule change only the baselines come back
+    (``"restored_baselines_only"``, when their settings are unchanged) or nothing but the
+    breaker (``"restored_breaker_only"``); windows and alerts start fresh. ``control`` (the
+    key's latest control record) wins over the snapshot's breaker when it is newer; a snapshot
+    transition the control topic never received is published again. Before anything changes,
+    the state is checked against a fresh key and judged for a minute on a scratch engine:
+    :class:`StateError` if it does not fit or does not run.
     """
+    from brownout.detectors import Engine
+
     engine = pipeline.engine
     key = snap.key
-    forget_key(pipeline, key)
-    ks = engine._new_key(key)
+    _check_breaker(snap.breaker)
+    scratch = Engine(engine.rules)
+    ks = scratch._new_key(key)
     fresh = dict(vars(ks))
-    whole = snap.rules == fingerprint([engine.step, ks.rules])
-    try:
-        if whole:
-            _check_like(fresh, snap.engine)
-            for name, value in snap.engine.items():
-                setattr(ks, name, value)
-            ks.rules = fresh["rules"]
-            ks.key = key
-        elif snap.baseline_rules == fingerprint(engine.rules.baseline):
-            for name in ("base_ttft", "base_latency", "base_tps"):
-                _check_like({name: fresh[name]}, {name: snap.engine.get(name)})
-                setattr(ks, name, snap.engine[name])
-    except StateError:
-        engine._keys.pop(key, None)
-        raise
-    if whole:
-        _align(engine, ks, snap.evaluated)
+    if snap.rules == fingerprint([engine.step, ks.rules]):
+        _check_like(fresh, snap.engine)
+        for name, value in snap.engine.items():
+            setattr(ks, name, value)
+        ks.rules, ks.key = fresh["rules"], key
+        what = "restored"
+    elif snap.baseline_rules == fingerprint(engine.rules.baseline):
+        for name in ("base_ttft", "base_latency", "base_tps"):
+            _check_like({name: fresh[name]}, {name: snap.engine.get(name)})
+            setattr(ks, name, snap.engine[name])
+        what = "restored_baselines_only"
+    else:
+        ks = None
+        what = "restored_breaker_only"
+    if ks is not None:
+        _trial(engine.rules, ks, snap.evaluated if what == "restored" else None)
+    forget_key(pipeline, key)
+    if ks is not None:
+        engine._keys[key] = ks
+        if what == "restored":
+            _align(engine, ks, snap.evaluated)
     _install_breaker(pipeline.book, key, snap.breaker, control)
-    return whole
+    return what
+
+
+def _trial(rules: Any, ks: Any, evaluated: int | None) -> None:
+    """Judge a copy of ``ks`` for a minute and a bit on a scratch engine: state that passed the
+    type checks but would raise later (a forged record) is refused here, not in the collector."""
+    from brownout.detectors import Engine
+    from brownout.model import Event
+
+    eng = Engine(rules)
+    copy_ = copy.deepcopy(ks)
+    eng._keys[copy_.key] = copy_
+    try:
+        if evaluated is None:
+            copy_.open = {}
+        else:
+            _align(eng, copy_, evaluated)
+        start = ((eng._evaluated or 0) + 1) * eng.step
+        eng.observe(Event(copy_.key, start, 0.5, ttft=0.1, output_tokens=10, itl_p95=0.01, deadline=1.0))
+        eng.advance(start + 14 * eng.step + eng.allowed_lateness)
+        eng.status()
+    except Exception as exc:  # whatever a forged state makes the engine do, it stays out
+        raise StateError("unusable", f"{type(exc).__name__}: {exc}") from None
+
+
+_BREAKER_TYPES: dict[str, tuple[type, ...]] = {
+    "state": (str,), "since": (float, int), "until": (float, int, type(None)), "rule": (str, type(None)),
+    "reason": (str, type(None)), "observed": (float, int, type(None)), "baseline": (float, int, type(None)),
+    "seq": (int,), "level": (int,), "closed_at": (float, int, type(None)), "guard_last": (float, int, type(None)),
+    "probe_ok": (int,), "probe_bad": (int,), "verdict": (str, type(None)), "verdict_at": (float, int),
+    "published": (bool,), "dirty": (bool,), "last_issued": (float, int),
+}
+
+
+def _check_breaker(fields: Mapping[str, Any] | None) -> None:
+    if fields is None:
+        return
+    for name, types in _BREAKER_TYPES.items():
+        if name not in fields:
+            raise StateError("incompatible", f"breaker.{name} is missing")
+        v = fields[name]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            raise StateError("malformed", f"breaker.{name}: {v!r}")
+    if fields["state"] not in ("closed", "open", "half_open") or fields["verdict"] not in (None, "healthy", "failed"):
+        raise StateError("malformed", f"breaker state {fields['state']!r} verdict {fields['verdict']!r}")
 
 
 def _check_like(fresh: Mapping[str, Any], got: Mapping[str, Any]) -> None:
@@ -309,11 +363,7 @@ def _install_breaker(book: Any, key: Key, fields: Mapping[str, Any] | None, cont
     b = book._breaker(key)
     if fields is not None:
         for f in _BREAKER_FIELDS:
-            if f not in fields:
-                raise StateError("incompatible", f"breaker.{f} is missing")
             setattr(b, f, fields[f])
-        if b.state not in ("closed", "open", "half_open") or not isinstance(b.seq, int):
-            raise StateError("malformed", f"breaker state {b.state!r} seq {b.seq!r}")
     if control is not None and (fields is None or control.seq > b.seq):
         b.published = False
         book.restore_from_records([control])
@@ -506,12 +556,12 @@ class StateKeeper:
             if not owned(snap.key, snap.partition):
                 continue
             try:
-                whole = install(self.pipeline, snap, control.get(snap.key))
+                what = install(self.pipeline, snap, control.get(snap.key))
             except StateError as exc:
                 self._count(f"rejected:{exc.reason}")
                 log.warning("ignored the state of %s: %s", snap.key, exc)
                 continue
-            self._count("restored" if whole else "restored_baselines_only")
+            self._count(what)
             self._saved_at[snap.key] = snap.taken_at
             done.append(snap.key)
         restored = set(done)

@@ -50,7 +50,7 @@ def handed_over(old: Pipeline, keys: list[Key], codec: SnapshotCodec | None = No
     new = Pipeline()
     for key in keys:
         value, headers = codec.encode(export_key(old, key, partition=0, taken_at=0.0))
-        assert install(new, codec.decode(value, headers, key=str(key).encode()))
+        assert install(new, codec.decode(value, headers, key=str(key).encode())) == "restored"
     return new
 
 
@@ -148,8 +148,8 @@ def test_after_a_rule_change_only_the_baselines_come_back(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  error_rate:\n    window: 120\n")
     new = Pipeline(load_rules(str(rules)))
-    whole = install(new, SnapshotCodec().decode(value, headers, key=str(EAST).encode()))
-    assert whole is False
+    what = install(new, SnapshotCodec().decode(value, headers, key=str(EAST).encode()))
+    assert what == "restored_baselines_only"
     ks = new.engine._keys[EAST]
     assert ks.base_latency.value(T0 + 900) == old.engine._keys[EAST].base_latency.value(T0 + 900)
     assert ks.latency.count == 0  # windows start fresh under the new rules
@@ -302,3 +302,35 @@ async def test_periodic_snapshots_are_spread_over_polls():
         sizes.append(len(t.records(sc.TOPIC_STATE)) - before)
     assert sizes == [3, 3, 1, 0]
     await c.stop()
+
+
+def forged(mutate) -> tuple[bytes, tuple]:
+    p = Pipeline()
+    run(p, healthy(EAST, T0, 900), T0 + 900)
+    snap = export_key(p, EAST, partition=0, taken_at=0.0)
+    mutate(snap)
+    return SnapshotCodec().encode(snap)
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda s: setattr(s.engine["latency"], "count", "many"), "unusable"),
+    (lambda s: s.engine.__setitem__("base_ttft", [1, 2, 3]), "incompatible"),
+    (lambda s: s.engine.pop("life"), "incompatible"),
+    (lambda s: setattr(s.engine["base_latency"].fallback, "n", None), "unusable"),
+    (lambda s: object.__setattr__(s, "breaker", {"state": "melted"}), "incompatible"),
+    (lambda s: object.__setattr__(s, "breaker", {**s.breaker, "seq": "7"}), "malformed"),
+    (lambda s: object.__setattr__(s, "breaker", {**s.breaker, "state": "melted"}), "malformed"),
+], ids=["inner-type", "outer-type", "missing", "baseline-inner", "breaker-fields", "breaker-seq", "breaker-state"])
+def test_well_formed_but_wrong_state_is_refused_and_the_key_keeps_what_it_had(mutate, reason):
+    def broken(snap):
+        object.__setattr__(snap, "engine", dict(snap.engine))
+        mutate(snap)
+    value, headers = forged(broken)
+    p = Pipeline()
+    run(p, healthy(EAST, T0 + 900, 60), T0 + 960)
+    before = p.status()[EAST]
+    keeper = StateKeeper(p, "state")
+    assert keeper.restore([Record("state", str(EAST).encode(), value, headers)], {}) == []
+    assert keeper.counts == {f"rejected:{reason}": 1}
+    assert p.status()[EAST] == before
+    run(p, healthy(EAST, T0 + 960, 60), T0 + 1020)  # and it judges on

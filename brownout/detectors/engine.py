@@ -91,7 +91,9 @@ class _KeyState:
         self.w_err = _steps(r["error_rate"]["window"], step)
         self.w_brk = _steps(eb["window"], step)
         self.w_short = [(w, _steps(w, step)) for w in sorted(eb["short_windows"])]
-        self.sums = WindowSums([self.w_status, self.w_err, self.w_brk] + [w for _, w in self.w_short], 4)
+        self.sums = WindowSums([1, self.w_status, self.w_err, self.w_brk] + [w for _, w in self.w_short], 4)
+        self.err_minute = [0, 0]  # this minute's requests and capacity errors, for the slow window
+        self.err_slow = RollingSum(_steps(r["error_rate"]["slow_window"], _MINUTE), 2)
         self.hists: dict[tuple[str, int], RollingHistogram] = {}
         self.ttft = self._hist("ttft", r["ttft_drift"]["window"], step)
         self.ttft_status = self._hist("ttft", 60, step)
@@ -152,6 +154,8 @@ class _KeyState:
         if any(life.active for life in self.life.values()) or self.latency_hold_since is not None:
             return False
         if self.goodput_minute[0] or any(s.total[0] for pair in self.goodput.values() for s in pair):
+            return False
+        if self.err_minute[0] or self.err_slow.total[0]:
             return False
         return True
 
@@ -277,10 +281,25 @@ class Engine:
         er = r["error_rate"]
         n, cap = ks.sums.total(ks.w_err)[:2]
         rate = cap / n if n else None
+        minute = ks.err_minute
+        minute[0] += ks.sums.total(1)[_N]
+        minute[1] += ks.sums.total(1)[_CAP]
+        sn, scap = ks.err_slow.total[0] + minute[0], ks.err_slow.total[1] + minute[1]
         if er["enabled"]:
-            fire = n >= er["min_requests"] and cap >= er["min_errors"] and rate is not None and rate >= er["fire_rate"]
-            clear = rate is None or rate < er["clear_rate"]
-            self._life(ks, "error_rate", t, fire, clear, rate, None, er, out)
+            # a key is low-traffic when even its slow window averages too few requests per window
+            # (not when traffic merely stopped after an incident)
+            enough = n >= er["min_requests"] or sn * er["window"] >= er["min_requests"] * er["slow_window"]
+            fire = n >= er["min_requests"] and cap >= er["min_errors"] and rate is not None \
+                and rate >= er["fire_rate"]
+            if not enough and sn >= er["min_requests"] and scap >= er["min_errors"]:
+                # a low-traffic key: the slow window, and only when its lower bound clears the rate
+                fire = wilson_lower_bound(scap, sn, er["z"]) >= er["fire_rate"]
+            if enough or not sn:
+                clear = rate is None or rate < er["clear_rate"]
+            else:
+                clear = scap / sn < er["clear_rate"]
+            shown = rate if enough or not sn else scap / sn
+            self._life(ks, "error_rate", t, fire, clear, shown, None, er, out)
 
         # error breaker: the long window, or a short window whose Wilson lower bound clears the rate
         eb = r["error_breaker"]
@@ -337,6 +356,8 @@ class Engine:
 
         goodput = None
         if minute_end:
+            ks.err_slow.push(ks.err_minute)
+            ks.err_minute = [0, 0]
             goodput = self._goodput(ks, t, out)
             # learn after judging, once a minute, never from a rule that is pending or firing
             if ttft is not None:

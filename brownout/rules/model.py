@@ -99,7 +99,7 @@ SCHEMA: dict[str, Any] = {
                  "day_cycles": _number(1, integer=True), "week_cycles": _number(1, integer=True)},
     "rules": {
         "error_rate": {**_ALERT, "window": _SECONDS, "fire_rate": _RATE, "clear_rate": _RATE,
-                       "min_requests": _COUNT, "min_errors": _COUNT},
+                       "min_requests": _COUNT, "min_errors": _COUNT, "slow_window": _SECONDS, "z": _RATIO},
         "error_breaker": {"enabled": _boolean, "severity": _SEVERITY, "window": _SECONDS, "rate": _RATE,
                           "min_requests": _COUNT, "short_windows": _seconds_list,
                           "short_min_requests": _COUNT, "z": _RATIO},
@@ -130,6 +130,8 @@ def check_rule(name: str, settings: Mapping[str, Any], path: str) -> None:
     s = settings
     if name == "error_rate" and s["clear_rate"] > s["fire_rate"]:
         raise RuleError(f"{path}.clear_rate", f"must be <= fire_rate ({s['fire_rate']}), got {s['clear_rate']}")
+    if name == "error_rate" and s["slow_window"] < s["window"]:
+        raise RuleError(f"{path}.slow_window", f"must be >= window ({s['window']}), got {s['slow_window']}")
     if name in ("ttft_drift", "latency_p95"):
         if s["clear_ratio"] > s["fire_ratio"]:
             raise RuleError(f"{path}.clear_ratio",

@@ -108,3 +108,17 @@ def test_late_events_are_counted_not_lost():
 def test_replay_is_deterministic():
     events = list(stream(600, rate=10, error=burst(200, 320, share=0.5), seed=11))
     assert replay(events) == replay(events)
+
+
+def test_a_low_traffic_key_that_is_down_still_alerts():
+    quiet = Key("anthropic", "us-east-1", "claude-haiku")
+    findings = replay(stream(3600, rate=0.05, key=quiet, seed=6, error=burst(1200, 3000)))
+    states = transitions(findings, "error_rate", quiet)
+    assert [s for _, s in states] == ["pending", "firing", "resolved"]
+    assert states[1][0] - 1200 <= 600
+
+
+def test_a_low_traffic_key_with_background_errors_stays_quiet():
+    quiet = Key("anthropic", "us-east-1", "claude-haiku")
+    findings = replay(stream(6 * 3600, rate=0.05, key=quiet, seed=8, error=burst(0, 1e9, share=0.02)))
+    assert transitions(findings, "error_rate", quiet) == []

@@ -65,7 +65,7 @@ def observation_of(done: tuple[Any, ...]) -> Observation:
     """The Observation of a :data:`~brownout.hooks._observation.Done` tuple (the fast path)."""
     target, model, stream, t0, t1, result, reader = done
     obs = Observation(target.provider, target.region, model if isinstance(model, str) and model else "unknown",
-                      "chat", stream, None, target.server_address, target.server_port)
+                      "chat", stream, target.deadline, target.server_address, target.server_port)
     obs.t0, obs.t1, obs.done = t0, t1, True
     try:
         reader.response(obs, result)

@@ -5,7 +5,7 @@ by host or Azure resource name; the region in the URL (``bedrock-runtime.us-east
 ``europe-west4-aiplatform.googleapis.com``); ``configure(region=...)``; else ``"global"``.
 
 >>> target_from_url("https://bedrock-runtime.us-west-2.amazonaws.com", "anthropic")
-Target(provider='aws.bedrock', region='us-west-2', server_address='bedrock-runtime.us-west-2.amazonaws.com', server_port=443)
+Target(provider='aws.bedrock', region='us-west-2', server_address='bedrock-runtime.us-west-2.amazonaws.com', server_port=443, deadline=None)
 >>> settings.set(regions={"myres": "swedencentral"})
 >>> target_from_url("https://myres.openai.azure.com/openai/", "openai").region
 'swedencentral'
@@ -32,12 +32,13 @@ _URL_REGIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Provider, region and server of the endpoint a client calls."""
+    """Provider, region and server of the endpoint a client calls (and the caller's SLO deadline)."""
 
     provider: str
     region: str
     server_address: str | None = None
     server_port: int | None = None
+    deadline: float | None = None
 
 
 class Settings:
@@ -101,8 +102,16 @@ def region_for_host(host: str, explicit: str | None = None) -> str:
     return "global"
 
 
+def check_deadline(deadline: float | None) -> float | None:
+    """``deadline`` if it is None or a positive number of seconds, else a ValueError naming it."""
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                 or not 0 < deadline < 86_400):
+        raise ValueError(f"deadline must be seconds in (0, 86400), got {deadline!r}")
+    return None if deadline is None else float(deadline)
+
+
 def target_from_url(url: object, default_provider: str, region: str | None = None,
-                    provider: str | None = None) -> Target:
+                    provider: str | None = None, deadline: float | None = None) -> Target:
     """The Target of a base URL (str or URL object)."""
     parts = urlsplit(str(url))
     host = (parts.hostname or "").lower()
@@ -113,4 +122,4 @@ def target_from_url(url: object, default_provider: str, region: str | None = Non
     if port is None:
         port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
     return Target(provider or provider_for_host(host, default_provider), region_for_host(host, region),
-                  host or None, port)
+                  host or None, port, deadline)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from brownout.hooks._observation import Observation, emit
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
-from brownout.hooks._targets import Target, target_from_url
+from brownout.hooks._targets import Target, check_deadline, target_from_url
 
 log = logging.getLogger("brownout.hooks")
 
@@ -28,6 +28,7 @@ __all__ = ["instrument_anthropic", "uninstrument_anthropic"]
 
 _MARK = "__brownout_original__"
 _region: dict[str, str | None] = {"sdk": None}
+_deadline: dict[str, float | None] = {"sdk": None}
 _PROVIDERS = {"AnthropicBedrock": "aws.bedrock", "AsyncAnthropicBedrock": "aws.bedrock",
               "AnthropicVertex": "gcp.vertex_ai", "AsyncAnthropicVertex": "gcp.vertex_ai"}
 
@@ -89,7 +90,8 @@ def _target(client: Any) -> Target:
         region = getattr(client, "aws_region", None) or getattr(client, "region", None)
     if not isinstance(region, str) or not region:
         region = None
-    target = target_from_url(base, "anthropic", region, _PROVIDERS.get(name))
+    deadline = client.__dict__.get("_brownout_deadline") or _deadline["sdk"]
+    target = target_from_url(base, "anthropic", region, _PROVIDERS.get(name), deadline)
     client.__dict__["_brownout_target"] = (base, target)
     return target
 
@@ -97,7 +99,7 @@ def _target(client: Any) -> Target:
 def _observation(t: Target, kwargs: dict[str, Any], stream: bool, t0: float = 0.0) -> Observation:
     model = kwargs.get("model")
     obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
-                      stream, None, t.server_address, t.server_port)
+                      stream, t.deadline, t.server_address, t.server_port)
     obs.t0 = t0
     return obs
 
@@ -229,15 +231,18 @@ def _original(fn: Any) -> Any:
     return getattr(fn, _MARK, fn)
 
 
-def instrument_anthropic(client: Any = None, *, region: str | None = None) -> None:
+def instrument_anthropic(client: Any = None, *, region: str | None = None, deadline: float | None = None) -> None:
     """Instrument one Anthropic client (sync or async, Bedrock, Vertex), or the whole SDK.
 
-    Calling it again is harmless; ``region`` overrides the region found from the client.
+    Calling it again is harmless; ``region`` overrides the region found from the client;
+    ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``, goodput).
     """
     if region is not None and (not isinstance(region, str) or not region):
         raise ValueError(f"region must be a non-empty string, got {region!r}")
+    deadline = check_deadline(deadline)
     if client is None:
         _region["sdk"] = region
+        _deadline["sdk"] = deadline
         for cls, name, factory in _methods():
             current = cls.__dict__[name]
             if not hasattr(current, _MARK):
@@ -246,6 +251,8 @@ def instrument_anthropic(client: Any = None, *, region: str | None = None) -> No
     client.__dict__.pop("_brownout_target", None)
     if region is not None:
         client.__dict__["_brownout_region"] = region
+    if deadline is not None:
+        client.__dict__["_brownout_deadline"] = deadline
     resource = client.messages
     for cls, name, factory in _methods():
         if isinstance(resource, cls) and not hasattr(resource.__dict__.get(name), _MARK):
@@ -256,12 +263,14 @@ def uninstrument_anthropic(client: Any = None) -> None:
     """Undo :func:`instrument_anthropic` for one client, or for the SDK when ``client`` is None."""
     if client is None:
         _region["sdk"] = None
+        _deadline["sdk"] = None
         for cls, name, _ in _methods():
             current = cls.__dict__[name]
             if hasattr(current, _MARK):
                 setattr(cls, name, _original(current))
         return
     client.__dict__.pop("_brownout_region", None)
+    client.__dict__.pop("_brownout_deadline", None)
     client.__dict__.pop("_brownout_target", None)
     for _, name, _ in _methods():
         client.messages.__dict__.pop(name, None)

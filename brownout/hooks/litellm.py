@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from litellm.integrations.custom_logger import CustomLogger
 
 from brownout.hooks._observation import Observation
-from brownout.hooks._targets import provider_for_host, target_from_url
+from brownout.hooks._targets import check_deadline, provider_for_host, target_from_url
 
 log = logging.getLogger("brownout.hooks")
 
@@ -56,13 +56,15 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
 
     ``region`` names the region of every call; otherwise it comes from LiteLLM's
     ``aws_region_name`` / ``vertex_location``, then from ``api_base`` (see ``configure(regions=...)``).
+    ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``).
     """
 
-    def __init__(self, region: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, region: str | None = None, deadline: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if region is not None and (not isinstance(region, str) or not region):
             raise ValueError(f"region must be a non-empty string, got {region!r}")
         self.region = region
+        self.deadline = check_deadline(deadline)
         self._chunks: OrderedDict[str, tuple[list[float], list[float]]] = OrderedDict()
         self._done: OrderedDict[str, None] = OrderedDict()
 
@@ -140,7 +142,7 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
         t1 = _ts(end_time)
         if t0 is None:
             return None
-        obs = Observation(target.provider, target.region, str(model), "chat", stream, None,
+        obs = Observation(target.provider, target.region, str(model), "chat", stream, self.deadline,
                           target.server_address, target.server_port)
         obs.t0 = t0 - offset
         obs.t1 = (t1 if t1 is not None and t1 >= t0 else t0) - offset

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from brownout.hooks._observation import Observation, emit
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
-from brownout.hooks._targets import Target, target_from_url
+from brownout.hooks._targets import Target, check_deadline, target_from_url
 
 log = logging.getLogger("brownout.hooks")
 
@@ -28,6 +28,7 @@ __all__ = ["instrument_openai", "uninstrument_openai"]
 
 _MARK = "__brownout_original__"
 _region: dict[str, str | None] = {"sdk": None}
+_deadline: dict[str, float | None] = {"sdk": None}
 
 
 # --- reading results (shape and metadata only) --------------------------------------------
@@ -120,7 +121,8 @@ def _target(client: Any) -> Target:
         return cached[1]
     region = client.__dict__.get("_brownout_region") or _region["sdk"]
     provider = "azure.ai.openai" if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") else None
-    target = target_from_url(base, "openai", region, provider)
+    deadline = client.__dict__.get("_brownout_deadline") or _deadline["sdk"]
+    target = target_from_url(base, "openai", region, provider, deadline)
     client.__dict__["_brownout_target"] = (base, target)
     return target
 
@@ -128,7 +130,7 @@ def _target(client: Any) -> Target:
 def _observation(t: Target, kwargs: dict[str, Any], t0: float) -> Observation:
     model = kwargs.get("model")
     obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
-                      kwargs.get("stream") is True, None, t.server_address, t.server_port)
+                      kwargs.get("stream") is True, t.deadline, t.server_address, t.server_port)
     obs.t0 = t0
     return obs
 
@@ -209,16 +211,19 @@ def _original(fn: Any) -> Any:
     return getattr(fn, _MARK, fn)
 
 
-def instrument_openai(client: Any = None, *, region: str | None = None) -> None:
+def instrument_openai(client: Any = None, *, region: str | None = None, deadline: float | None = None) -> None:
     """Instrument one OpenAI/AzureOpenAI client (sync or async), or the whole SDK when ``client`` is None.
 
-    Calling it again is harmless; ``region`` overrides the region found from the base URL.
+    Calling it again is harmless; ``region`` overrides the region found from the base URL;
+    ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``, goodput).
     A client instrumented on its own and also through the SDK still emits one event per call.
     """
     if region is not None and (not isinstance(region, str) or not region):
         raise ValueError(f"region must be a non-empty string, got {region!r}")
+    deadline = check_deadline(deadline)
     if client is None:
         _region["sdk"] = region
+        _deadline["sdk"] = deadline
         for cls, factory, adapter, _ in _resources():
             current = cls.__dict__["create"]
             if not hasattr(current, _MARK):
@@ -227,6 +232,8 @@ def instrument_openai(client: Any = None, *, region: str | None = None) -> None:
     client.__dict__.pop("_brownout_target", None)
     if region is not None:
         client.__dict__["_brownout_region"] = region
+    if deadline is not None:
+        client.__dict__["_brownout_deadline"] = deadline
     for cls, factory, adapter, path in _resources():
         resource = client
         for part in path.split("."):
@@ -243,12 +250,14 @@ def uninstrument_openai(client: Any = None) -> None:
     """Undo :func:`instrument_openai` for one client, or for the SDK when ``client`` is None."""
     if client is None:
         _region["sdk"] = None
+        _deadline["sdk"] = None
         for cls, _, _, _ in _resources():
             current = cls.__dict__["create"]
             if hasattr(current, _MARK):
                 cls.create = _original(current)
         return
     client.__dict__.pop("_brownout_region", None)
+    client.__dict__.pop("_brownout_deadline", None)
     client.__dict__.pop("_brownout_target", None)
     for cls, _, _, path in _resources():
         resource = client

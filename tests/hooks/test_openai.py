@@ -387,3 +387,17 @@ def test_raw_response_is_still_one_event(captured, client, server):
     assert raw.http_response.status_code == 200
     ev = captured.one()
     assert ev.key == Key("openai", "eastus", "gpt-4o") and ev.error_type is None
+
+
+def test_deadline_per_client_and_bad_deadline(captured, server):
+    c = openai.OpenAI(base_url=server.url + "/v1", api_key="test", max_retries=0)
+    instrument_openai(c, region="eastus", deadline=2.5)
+    try:
+        c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        list(c.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        assert [e.deadline for e in captured.events()] == [2.5, 2.5]
+        with pytest.raises(ValueError, match="deadline"):
+            instrument_openai(c, deadline=-1)
+    finally:
+        uninstrument_openai(c)
+        c.close()

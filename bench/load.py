@@ -91,17 +91,25 @@ def _keys() -> list[tuple[str, str, str, str]]:
     return [(provider, region, model, profile) for provider, model, profile in PROFILES for region in REGIONS]
 
 
+def _flat_shape() -> Any:
+    """A rate multiplier that undoes the simulator's per-minute burstiness (Azure trace: 0.1x to 1.5x)."""
+    from brownout.sim import calibration
+
+    minute = calibration()["workloads"]["conv"]["rate_per_minute_shape"]
+    return lambda t: 1.0 / max(0.05, minute[int(t // 60) % len(minute)])
+
+
 def produce(bootstrap: str, topic: str, rate: float, t_stop: float, bursts: list[Burst], burst_errors: float,
-            seed: int, sent: Any, out: Any) -> None:
+            seed: int, sent: Any, out: Any, bursty: bool = False) -> None:
     """Producer process: simulated traffic at ``rate`` events/s until ``t_stop`` (unix seconds)."""
     try:
-        out.put(asyncio.run(_produce(bootstrap, topic, rate, t_stop, bursts, burst_errors, seed, sent)))
+        out.put(asyncio.run(_produce(bootstrap, topic, rate, t_stop, bursts, burst_errors, seed, sent, bursty)))
     except BaseException as exc:  # the parent reports it; a silent producer would read as a slow collector
         out.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
 async def _produce(bootstrap: str, topic: str, rate: float, t_stop: float, bursts: list[Burst],
-                   burst_errors: float, seed: int, sent: Any) -> dict[str, Any]:
+                   burst_errors: float, seed: int, sent: Any, bursty: bool) -> dict[str, Any]:
     from brownout import codec
     from brownout import semconv as sc
     from brownout.model import Key
@@ -109,7 +117,8 @@ async def _produce(bootstrap: str, topic: str, rate: float, t_stop: float, burst
     from brownout.transport import KafkaTransport
 
     keys = _keys()
-    traffic = [Traffic(Key(p, r, m), profile, rate=rate / len(keys)) for p, r, m, profile in keys]
+    shape = None if bursty else _flat_shape()
+    traffic = [Traffic(Key(p, r, m), profile, rate=rate / len(keys), shape=shape) for p, r, m, profile in keys]
     incidents = [Incident(Key.parse(b.key), b.start, b.end, error_rate=burst_errors, error_types=("503",))
                  for b in bursts]
     sim = Simulator(traffic, incidents, seed=seed)
@@ -117,7 +126,7 @@ async def _produce(bootstrap: str, topic: str, rate: float, t_stop: float, burst
     await producer.start()
     headers = ((sc.HEADER_CONTENT_TYPE, sc.CONTENT_OTLP_PROTO.encode()),)
     pending: list[tuple[float, int, Any]] = []
-    n = records = 0
+    n = records = size = 0
     seq = 0
     late_max = 0.0
     busy = 0.0
@@ -137,11 +146,13 @@ async def _produce(bootstrap: str, topic: str, rate: float, t_stop: float, burst
                 late_max = max(late_max, tick_at - end)
                 by_key[ev.key].append(ev)
             for key, evs in by_key.items():
-                await producer.send(topic, codec.encode_otlp_proto(evs), key=str(key).encode(), headers=headers)
+                payload = codec.encode_otlp_proto(evs)
                 records += 1
                 n += len(evs)
-            with sent.get_lock():
-                sent.value = n
+                size += len(payload)
+                with sent.get_lock():  # counted before it can be consumed, so sent >= accepted in samples
+                    sent.value = n
+                await producer.send(topic, payload, key=str(key).encode(), headers=headers)
             spent = time.time() - tick_at
             busy += spent
             await asyncio.sleep(max(0.0, TICK - spent))
@@ -149,7 +160,7 @@ async def _produce(bootstrap: str, topic: str, rate: float, t_stop: float, burst
     finally:
         await producer.stop()
     elapsed = max(1e-9, time.time() - t_start)
-    return {"events": n, "records": records, "not_ended_at_stop": len(pending),
+    return {"events": n, "records": records, "bytes": size, "not_ended_at_stop": len(pending),
             "max_send_delay_s": round(late_max, 3), "busy_fraction": round(busy / elapsed, 3)}
 
 
@@ -269,8 +280,8 @@ def _say(quiet: bool, msg: str) -> None:
 
 # --- the run ---------------------------------------------------------------------------------------------
 def run(duration: float, rate: float, bootstrap: str | None = None, *, partitions: int = 6,
-        warmup: float = 20.0, burst_every: float = 40.0, burst_length: float = 20.0, burst_errors: float = 0.8,
-        drain: float = 60.0, seed: int = 0, quiet: bool = False) -> dict[str, Any]:
+        warmup: float = 20.0, burst_every: float = 30.0, burst_length: float = 20.0, burst_errors: float = 0.8,
+        drain: float = 60.0, seed: int = 0, bursty: bool = False, quiet: bool = False) -> dict[str, Any]:
     from brownout.transport import KafkaTransport
     from brownout.transport.base import default_topics
 
@@ -323,8 +334,10 @@ def run(duration: float, rate: float, bootstrap: str | None = None, *, partition
         results = ctx.Queue()
         producer = ctx.Process(target=produce, name="load-producer",
                                args=(bootstrap, topics["events"], rate, t_stop, bursts, burst_errors, seed,
-                                     sent, results))
+                                     sent, results, bursty))
         fp = ProcFootprint(collector.pid)
+        broker_fp = ProcFootprint(broker.proc.pid) if broker is not None and broker.proc is not None else None
+        broker_cpu0 = broker_fp.cpu_seconds() if broker_fp else 0.0
         cpu0, wall0 = fp.cpu_seconds(), time.monotonic()
         producer.start()
         _say(quiet, f"producing {rate:,.0f} events/s for {duration:.0f} s over {len(keys)} keys, "
@@ -350,6 +363,7 @@ def run(duration: float, rate: float, bootstrap: str | None = None, *, partition
         if "error" in prod:
             raise RuntimeError(f"the producer failed: {prod['error']}")
         cpu_steady, wall_steady = fp.cpu_seconds() - cpu0, time.monotonic() - wall0
+        broker_cores = (broker_fp.cpu_seconds() - broker_cpu0) / wall_steady if broker_fp else None
         # drain: wait for the collector to account for every event sent
         drain_from = time.monotonic()
         m = scrape(port)
@@ -374,12 +388,13 @@ def run(duration: float, rate: float, bootstrap: str | None = None, *, partition
         result = {
             "config": {"duration_s": duration, "rate": rate, "keys": len(keys), "partitions": partitions,
                        "bursts": len(bursts), "burst_length_s": burst_length, "burst_errors": burst_errors,
-                       "tick_s": TICK, "bootstrap": bootstrap, "own_broker": broker is not None,
+                       "tick_s": TICK, "bursty": bursty, "bootstrap": bootstrap, "own_broker": broker is not None,
                        "cpus": os.cpu_count()},
             "producer": prod,
             "events": {"sent": prod["events"], "accepted": int(accepted), "all_accounted": accepted == prod["events"],
                        "drained_in_s": round(drained_in, 1),
                        "sent_per_s": round(prod["events"] / duration, 1),
+                       "mib_sent": round(prod["bytes"] / 2**20, 1),
                        "accepted_per_s_steady": None if rate_steady is None else round(rate_steady, 1),
                        "events_per_record": None if events_per_record is None else round(events_per_record, 2),
                        "decode_errors": int(sum(v for k, v in m.items() if k.startswith("brownout_decode_errors")))},
@@ -387,8 +402,10 @@ def run(duration: float, rate: float, bootstrap: str | None = None, *, partition
                           "cpu_us_per_event": round(cpu_steady / max(1, prod["events"]) * 1e6, 1),
                           "peak_rss_mib": round(peak_rss / 2**20, 1),
                           "final_rss_mib": round(samples[-1]["rss"] / 2**20, 1) if samples else None},
+            "broker": None if broker_fp is None else {
+                "cpu_cores": round(broker_cores, 3), "peak_rss_mib": round(broker_fp.peak_rss_bytes() / 2**20, 1)},
             "consumer_lag_records": {"max": max(lag_samples, default=None),
-                                     "p50": percentile(lag_samples, 50), "last": _lag(m),
+                                     "p50": percentile(lag_samples, 50), "gauge_at_end": _lag(m),
                                      "samples": len(lag_samples)},
             "decision_latency_s": {"bursts": len(bursts), "opened": len(issued),
                                    "to_issued_at_p50": percentile(issued, 50), "to_issued_at_p99": percentile(issued, 99),
@@ -422,17 +439,19 @@ def _print(r: dict[str, Any]) -> None:
           f"{c['partitions']} partitions, {c['cpus']} CPUs ({'own broker' if c['own_broker'] else c['bootstrap']})")
     print(f"  events:    sent {e['sent']:,} ({e['sent_per_s']:,.0f}/s), accepted {e['accepted']:,} "
           f"(steady {fmt(e['accepted_per_s_steady'], ',.0f')}/s), all accounted: {e['all_accounted']} "
-          f"(drained in {e['drained_in_s']} s), {e['events_per_record']} events/record")
+          f"(drained in {e['drained_in_s']} s), {e['events_per_record']} events/record, {e['mib_sent']} MiB")
     print(f"  collector: {col['cpu_cores']:.1%} of a core ({col['cpu_us_per_event']} us CPU per event), "
           f"peak RSS {col['peak_rss_mib']} MiB, final RSS {col['final_rss_mib']} MiB")
-    print(f"  lag:       max {fmt(lag['max'], '.0f')} records, p50 {fmt(lag['p50'], '.0f')}, "
-          f"last {fmt(lag['last'], '.0f')} ({lag['samples']} samples)")
+    print(f"  lag:       max {fmt(lag['max'], '.0f')} records, p50 {fmt(lag['p50'], '.0f')} over {lag['samples']} "
+          f"scrapes 5 s apart (brownout_consumer_lag, refreshed by the collector every 10 s)")
     print(f"  decisions: {d['opened']}/{d['bursts']} bursts opened a breaker; burst start -> issued_at "
           f"p50 {fmt(d['to_issued_at_p50'])} s p99 {fmt(d['to_issued_at_p99'])} s; -> arrival "
           f"p50 {fmt(d['to_arrival_p50'])} s p99 {fmt(d['to_arrival_p99'])} s")
     for b in d["per_burst"]:
         print(f"    {b['key']:<36} " + (f"{b['rule']} after {b['to_issued_at_s']} s (arrived {b['to_arrival_s']} s)"
                                         if b["opened"] else "NOT OPENED"))
+    if r["broker"]:
+        print(f"  broker:    {r['broker']['cpu_cores']:.1%} of a core, peak RSS {r['broker']['peak_rss_mib']} MiB")
     print(f"  producer:  {r['producer']}")
 
 
@@ -442,10 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=2000.0, help="events per second, all keys (default 2000)")
     ap.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
     ap.add_argument("--partitions", type=int, default=6)
-    ap.add_argument("--burst-every", type=float, default=40.0)
+    ap.add_argument("--burst-every", type=float, default=30.0)
     ap.add_argument("--burst-length", type=float, default=20.0)
     ap.add_argument("--burst-errors", type=float, default=0.8, help="share of a burst key's requests that fail")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bursty", action="store_true",
+                    help="keep the Azure trace's per-minute rate swings (0.1x to 1.5x) instead of a flat rate")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = ap.parse_args(argv)
     if args.duration < 30:
@@ -456,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--burst-errors must be in (0, 1]")
     result = run(args.duration, args.rate, args.bootstrap_servers, partitions=args.partitions,
                  burst_every=args.burst_every, burst_length=args.burst_length, burst_errors=args.burst_errors,
-                 seed=args.seed, quiet=args.json)
+                 seed=args.seed, bursty=args.bursty, quiet=args.json)
     if args.json:
         print(json.dumps(result))
     else:

@@ -294,8 +294,7 @@ def test_replay_reader_counts_hostile_lines_as_invalid(line):
 def test_valid_payloads_decode_to_the_events():
     """The mutations start from payloads that decode cleanly, so the fuzzers explore near valid input."""
     for payload in (VALID_PROTO, VALID_OTLP_JSON, VALID_FLAT):
-        assert codec.decode(payload) == _valid_events() or payload is VALID_PROTO
-    assert [e.key for e in codec.decode(VALID_PROTO)] == [e.key for e in _valid_events()]
+        assert codec.decode(payload) == _valid_events()
 
 
 @pytest.mark.parametrize("duration", [5e-324, 1e-320])

@@ -86,7 +86,7 @@ class Collector:
         self._ready = False
         self.state = state
         self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
-        self._owned: set[int] | None = None  # events partitions assigned (None: all, no group)
+        self._generation = 0  # rebalances seen: a batch fetched before one is not processed
 
     @property
     def ready(self) -> bool:
@@ -123,12 +123,14 @@ class Collector:
 
     async def poll_once(self, timeout: float = 0.5) -> int:
         """Consume one batch, judge, publish, commit. Returns the number of records read."""
+        generation = self._generation
         records = await self._consumer.getmany(timeout=timeout, max_records=self.batch_size)
         async with self._lock:
-            if self._owned is not None:  # revoked while this batch was on its way: the next owner reads it
-                kept = [r for r in records if r.partition in self._owned]
-                self.counts["records_revoked"] += len(records) - len(kept)
-                records = kept
+            if generation != self._generation:
+                # a rebalance came between the fetch and now: positions went back to the committed
+                # offsets, so whoever owns these partitions now reads the batch again
+                self.counts["records_rebalanced"] += len(records)
+                records = []
             now = self.clock()
             for rec in records:
                 await self._ingest(rec, now)
@@ -157,10 +159,10 @@ class Collector:
         if not parts or self.state is None:
             return
         async with self._lock:
+            self._generation += 1
             keys = self.state.keys_of(parts)
             await self._save_quietly(keys)
             self.state.forget(parts)
-            self._owned = set() if self._owned is None else self._owned - parts
         log.info("partitions %s revoked: saved and dropped the state of %d keys", sorted(parts), len(keys))
 
     async def on_assigned(self, partitions: TopicPartitions) -> None:
@@ -169,7 +171,7 @@ class Collector:
         if self.state is None:
             return
         async with self._lock:
-            self._owned = (self._owned or set()) | parts
+            self._generation += 1
             if not parts:
                 return
             t0 = time.monotonic()

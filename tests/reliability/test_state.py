@@ -334,3 +334,27 @@ def test_well_formed_but_wrong_state_is_refused_and_the_key_keeps_what_it_had(mu
     assert keeper.counts == {f"rejected:{reason}": 1}
     assert p.status()[EAST] == before
     run(p, healthy(EAST, T0 + 960, 60), T0 + 1020)  # and it judges on
+
+
+async def test_a_batch_fetched_before_a_rebalance_is_left_to_the_new_owner():
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=4))
+    clock = Clock(T0)
+    a, b = collector(t, clock), collector(t, clock)
+    await a.start()
+    keys = [Key("openai", f"region-{i}", "gpt-4o") for i in range(8)]
+    await publish(t, [e for k in keys for e in healthy(k, T0 - 10, 5)])
+    fetch = a._consumer.getmany
+
+    async def fetch_then_rebalance(*args, **kwargs):
+        records = await fetch(*args, **kwargs)
+        if records and not b.ready:
+            await b.start()  # b joins while a holds a fetched, unprocessed batch
+        return records
+
+    a._consumer.getmany = fetch_then_rebalance
+    await drive([a, b], clock, T0 + 20)
+    assert a.counts["records_rebalanced"] == len(t.records(sc.TOPIC_EVENTS))
+    assert a.counts["events:accepted"] + b.counts["events:accepted"] == len(t.records(sc.TOPIC_EVENTS))
+    await a.stop()
+    await b.stop()

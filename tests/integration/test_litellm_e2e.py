@@ -1,9 +1,11 @@
-"""A real ``litellm.Router`` moved off a failing deployment by brownout, end to end on the real broker.
+"""A real ``litellm.Router`` moved off a failing or slow deployment by brownout, end to end on the real broker.
 
 Two deployments of ``gpt-4o`` at two local OpenAI-protocol servers (chat completions, streamed
 and not), each its own brownout key: ``openai/eastus/gpt-4o`` at 127.0.0.1 and
 ``openai/westus/gpt-4o`` at 127.0.0.2 (both loopback; ``hooks.configure(regions=...)`` names the
-hosts' regions, so the hooks and the guard key a deployment alike). One
+hosts' regions, so the hooks and the guard key a deployment alike; ``region_name`` in
+``litellm_params`` would reach the guard but not the hooks, which LiteLLM's logging callbacks do
+not pass it to). One
 :class:`~brownout.breakers.litellm.BrownoutRouterGuard` does both jobs: it reports every call
 through the hooks' :class:`~brownout.hooks.litellm.BrownoutLogger` and filters the Router's
 deployments through an :class:`~brownout.breakers.AsyncBreakerBoard` that follows the control
@@ -20,8 +22,13 @@ instead of 30-60 s, and half-open admits half of the calls, closes after 3 healt
 re-opens after 2 failed ones. (Cooldowns run in event time from the step that tripped, so a
 router sees the breaker open for the cooldown less the detection delay.)
 
-Budgets checked (DESIGN): the breaker opens within 15 s of a hard error burst, and while it is
-open at least 95 % of new requests go to the healthy deployment. The measured times are printed.
+Scenario A: east answers 503s. Scenario B: east's first token comes 5 x later; the latency
+breaker needs a baseline and a held p95, so LATENCY_RULES shortens its windows (said in the
+output). Budgets checked (DESIGN): the error breaker opens within 15 s of a hard error burst;
+while a breaker is open at least 95 % of new requests go to the healthy deployment. Every
+request makes one event: the hooks' ``sent`` and the collector's
+``brownout_events_total{outcome="accepted"}`` both equal the requests made. The measured times
+are printed (``pytest -s``).
 """
 
 from __future__ import annotations

@@ -138,24 +138,24 @@ def _span_event(attrs: dict[str, Any], start_ns: int, end_ns: int) -> Decoded:
         return exc
 
 
-def _kv_list(attrs: dict[str, Any]) -> list:
-    from opentelemetry.proto.common.v1 import common_pb2
-
-    out = []
+def _add_attributes(repeated: Any, attrs: dict[str, Any]) -> None:
+    # Filled in place: building KeyValue temporaries and extending copies them (2-3 x slower).
     for k, v in attrs.items():
-        av = common_pb2.AnyValue()
-        if isinstance(v, bool):
+        kv = repeated.add()
+        kv.key = k
+        av = kv.value
+        if v.__class__ is bool:
             av.bool_value = v
-        elif isinstance(v, int):
+        elif v.__class__ is int:
             av.int_value = v
-        elif isinstance(v, float):
+        elif v.__class__ is float:
             av.double_value = v
         elif isinstance(v, (list, tuple)):
-            av.array_value.values.extend(common_pb2.AnyValue(string_value=str(x)) for x in v)
+            values = av.array_value.values
+            for x in v:
+                values.add().string_value = str(x)
         else:
             av.string_value = str(v)
-        out.append(common_pb2.KeyValue(key=k, value=av))
-    return out
 
 
 def span_attributes(ev: Event) -> dict[str, Any]:
@@ -172,19 +172,20 @@ def encode_otlp_proto(events: Iterable[Event], service_name: str = "brownout-hoo
     pb = _pb()
     req = pb.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
-    rs.resource.attributes.extend(_kv_list({"service.name": service_name}))
+    _add_attributes(rs.resource.attributes, {"service.name": service_name})
     ss = rs.scope_spans.add()
     ss.scope.name = "brownout.hooks"
     for ev in events:
         span = ss.spans.add()
-        span.trace_id = os.urandom(16)
-        span.span_id = os.urandom(8)
+        ids = os.urandom(24)
+        span.trace_id = ids[:16]
+        span.span_id = ids[16:]
         span.name = f"{ev.operation} {ev.key.model}"
         span.kind = trace_pb2.Span.SPAN_KIND_CLIENT
         start_ns = int(ev.start * _NS)
         span.start_time_unix_nano = start_ns
         span.end_time_unix_nano = start_ns + int(ev.duration * _NS)
-        span.attributes.extend(_kv_list(span_attributes(ev)))
+        _add_attributes(span.attributes, span_attributes(ev))
         if ev.error_type:
             span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
     return req.SerializeToString()

@@ -4,7 +4,7 @@ and delivery resumes when the broker comes back.
 
 Prints the time an app call spends in the hooks with Kafka refused / black-holed next to the
 time with no Kafka configured and with no hooks at all. The only timed assertion is a generous
-bound (an app call never waits on the network: well under a second, the exporter's send
+bound (an app call never waits on the network: under two seconds, the exporter's send
 timeout being ten).
 """
 
@@ -28,7 +28,7 @@ from brownout.model import Event
 from brownout.transport import KafkaTransport, TopicSpec
 
 CALLS = 20_000
-NEVER_WAITS = 0.5  # seconds; the exporter's send timeout is 10 s, so a call that blocked on Kafka shows
+NEVER_WAITS = 2.0  # seconds: generous on a loaded machine; a call blocked on Kafka would wait the 10 s send timeout
 
 
 def _load_kafka_broker() -> Any:

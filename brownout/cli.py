@@ -82,10 +82,48 @@ def collect(config_file: str | None, bootstrap_servers: str | None, group_id: st
     except (SettingsError, RuleError) as exc:
         raise click.ClickException(str(exc)) from None
     _setup_logging(settings.log_level)
+    causes = _KafkaCauses()
+    logging.getLogger("aiokafka").addHandler(causes)
     try:
         asyncio.run(run_collector(settings, rules, create_topics=create_topics))
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        if not _is_kafka_failure(exc):
+            raise
+        k = settings.kafka
+        where = f"Kafka at {k.bootstrap_servers} ({k.security_protocol}"
+        where += f", {k.sasl_mechanism} as {k.sasl_username!r})" if k.sasl_mechanism else ")"
+        raise click.ClickException(f"cannot use {where}: {causes.explain(exc)}") from None
+
+
+class _KafkaCauses(logging.Handler):
+    """Remembers why aiokafka failed: its exceptions only say "Unable to bootstrap"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def explain(self, exc: BaseException) -> str:
+        seen = " ".join(self.messages)
+        if "SaslAuthenticationFailed" in seen or "Authentication failed" in seen:
+            return "SASL authentication failed (check the username and BROWNOUT_KAFKA_SASL_PASSWORD)"
+        if "SSL" in seen and ("certificate" in seen or "CERTIFICATE" in seen):
+            return f"TLS failed (check kafka.ssl_cafile): {exc}"
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _is_kafka_failure(exc: BaseException) -> bool:
+    from brownout.transport.base import DeliveryError
+
+    try:
+        from aiokafka.errors import KafkaError
+    except ImportError:  # pragma: no cover
+        return isinstance(exc, DeliveryError)
+    return isinstance(exc, (KafkaError, DeliveryError, TimeoutError, ConnectionError))
 
 
 @main.command()

@@ -253,9 +253,6 @@ def test_collect_started_while_kafka_is_down_exits_for_its_supervisor_to_restart
     assert "Unable to bootstrap" in output
 
 
-@pytest.mark.xfail(strict=True, reason="collector bug: with Kafka unreachable at start `brownout collect` dies "
-                   "with a Python traceback (aiokafka KafkaConnectionError escapes run_collector); it should "
-                   "print one line naming the bootstrap servers and exit non-zero")
 def test_collect_started_while_kafka_is_down_says_so_in_one_line(tmp_path):
     code, output = _collect_against_a_closed_port(tmp_path)
     assert "Traceback" not in output, output[-2000:]

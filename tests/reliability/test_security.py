@@ -278,10 +278,6 @@ def test_a_wrong_password_stops_the_collector_without_showing_it(wrong_password_
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="collector bug: a failed SASL login ends `brownout collect` with a "
-                   "traceback whose last line is 'KafkaConnectionError: Unable to bootstrap from [...]'; "
-                   "it should exit with one line saying authentication failed (brownout/cli.py collect or "
-                   "brownout/collector/run.py should catch aiokafka's KafkaError)")
 def test_a_wrong_password_is_reported_in_one_clear_line(wrong_password_run):
     code, output = wrong_password_run
     assert "Traceback" not in output

@@ -84,6 +84,8 @@ _SECONDS_FIELDS = ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline")
 #: Bounds that reject absurd values: a day-long request or TTFT is a bug, not a brownout.
 MAX_SECONDS = 86_400.0
 MAX_TOKENS = 100_000_000
+#: Longest provider, region or model name: each becomes a record key and a metric label.
+MAX_NAME = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +195,11 @@ class Event:
                             (sc.GEN_AI_REQUEST_MODEL, model)):
             if not value or not isinstance(value, str):
                 raise InvalidEvent("missing_attribute", attr)
-            if not value.isascii() and not _utf8(value):
-                # A lone surrogate from a JSON escape would crash every writer of the key.
-                raise InvalidEvent("bad_value", f"{attr}={value!r}")
+            if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
+                    "/" in value and attr != sc.GEN_AI_REQUEST_MODEL):
+                # A lone surrogate would crash every writer of the key; a "/" outside the model
+                # would make two keys share one record key on the compacted control topic.
+                raise InvalidEvent("bad_value", f"{attr}={value[:80]!r}")
         provider = sc.LEGACY_PROVIDERS.get(provider, provider)
         kwargs: dict[str, Any] = {}
         for attr, fname, typ in _FLAT_FIELDS:

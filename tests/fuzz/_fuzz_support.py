@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from brownout.model import MAX_SECONDS, MAX_TOKENS, Event, InvalidEvent
+from brownout.model import MAX_NAME, MAX_SECONDS, MAX_TOKENS, Event, InvalidEvent, Key
 
 #: Every reason a decoder may give; a new one must be added here on purpose (it is a metric label).
 REASONS = frozenset({"malformed_protobuf", "malformed_json", "unknown_content_type", "not_an_object",
@@ -28,6 +28,8 @@ def check_event(ev: Event) -> None:
     for part in (ev.key.provider, ev.key.region, ev.key.model):
         assert isinstance(part, str) and part
         part.encode()  # every writer of the key (Kafka record keys, labels) needs UTF-8
+        assert len(part) <= MAX_NAME
+    assert Key.parse(str(ev.key)) == ev.key  # the control topic's record key names one key only
     assert isinstance(ev.start, float) and math.isfinite(ev.start) and ev.start >= 0
     assert isinstance(ev.duration, float) and math.isfinite(ev.duration) and 0 <= ev.duration <= MAX_SECONDS
     for name in ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline"):

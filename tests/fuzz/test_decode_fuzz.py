@@ -39,7 +39,7 @@ floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
     [0.0, -0.0, 1e-320, 5e-324, 1e12, 86400.0, 86400.0000001, 604800.0, -1.0, 1.7e308])
 ints = st.integers() | st.sampled_from([0, -1, 10**12, 2**63, -(2**63), 10**400, 100_000_001])
 texts = st.text(max_size=20) | st.sampled_from(["", "openai", "eastus", "gpt-4o", "429", "true", "chat",
-                                                "nan", "inf", "1e400", "\ud800", "a/b"])
+                                                "nan", "inf", "1e400", "\ud800", "a/b", "x" * 300])
 scalars = st.none() | st.booleans() | floats | ints | texts
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(texts, inner, max_size=4), max_leaves=12)
@@ -275,7 +275,18 @@ REGRESSIONS = [
      codec.CONTENT_OTLP_PROTO, "bad_value"),
     (_proto_span({**_valid_attrs(), sc.HTTP_RESPONSE_STATUS_CODE: 10**15}, 10**18, 10**18 + 1),
      codec.CONTENT_OTLP_PROTO, "bad_value"),
+    # "a/b" + "c" and "a" + "b/c" would share the record key "a/b/c/..." on the compacted control topic
+    (_proto_span({**_valid_attrs(), sc.CLOUD_REGION: "east/us"}, 10**18, 10**18 + 1), codec.CONTENT_OTLP_PROTO,
+     "bad_value"),
+    (_proto_span({**_valid_attrs(), sc.GEN_AI_REQUEST_MODEL: "m" * 10_000}, 10**18, 10**18 + 1),
+     codec.CONTENT_OTLP_PROTO, "bad_value"),
 ]
+
+
+def test_a_model_may_contain_a_slash():
+    [ev] = _decode_all(_proto_span({**_valid_attrs(), sc.GEN_AI_REQUEST_MODEL: "meta-llama/Llama-3-70b"},
+                                   10**18, 10**18 + 10**9), codec.CONTENT_OTLP_PROTO)
+    assert ev.key.model == "meta-llama/Llama-3-70b"
 
 
 @pytest.mark.parametrize("payload,ctype,reason", REGRESSIONS)

@@ -104,6 +104,8 @@ class BrownoutRouterGuard(CustomLogger):
         self.board = board
         self.mapping = mapping
         self.telemetry: Any = telemetry  # untyped litellm callbacks
+        if telemetry is not None and getattr(telemetry, "key_for", False) is None:
+            telemetry.key_for = self.key_for_call  # events carry the keys this guard filters on
         self.filtered = 0
         self.removed = 0
         self._by_id: dict[str, Key] = {}

@@ -14,12 +14,13 @@ itself, and instrumenting both would count those calls twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
 from datetime import datetime
 from time import perf_counter
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from litellm.integrations.custom_logger import CustomLogger
 
@@ -59,8 +60,13 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
     ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``).
     """
 
-    def __init__(self, region: str | None = None, deadline: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, region: str | None = None, deadline: float | None = None, *,
+                 key_for: Callable[[Mapping[str, Any]], Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: Optional ``key_for(kwargs) -> Key | None``: the breaker key of the deployment that served a
+        #: call. ``BrownoutRouterGuard(telemetry=...)`` sets it, so events carry the key the guard
+        #: filters on even when regions come from ``region_name``, which LiteLLM keeps from callbacks.
+        self.key_for = key_for
         if region is not None and (not isinstance(region, str) or not region):
             raise ValueError(f"region must be a non-empty string, got {region!r}")
         self.region = region
@@ -136,6 +142,10 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
         region = self.region or params.get("aws_region_name") or params.get("vertex_location") or None
         target = target_from_url(api_base, provider, region, provider)
         model = kwargs.get("model") or slo.get("model") or "unknown"
+        key = self.key_for(kwargs) if self.key_for is not None else None
+        if key is not None:
+            target = dataclasses.replace(target, provider=key.provider, region=key.region)
+            model = key.model
         stream = bool(kwargs.get("stream"))
         offset = time.time() - perf_counter()  # LiteLLM gives wall-clock times
         t0 = _ts(start_time)

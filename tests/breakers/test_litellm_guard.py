@@ -249,3 +249,26 @@ async def test_the_guard_and_the_hooks_name_a_deployment_alike(callbacks, make_s
         await board.stop()
     assert {e.key for e in reported_events(t)} == filtered_on == {EAST, WEST}
     assert east.hits > 0 and west.hits > 0
+
+
+async def test_the_hooks_report_the_guards_key_when_regions_come_from_region_name(servers, callbacks):
+    """LiteLLM keeps ``region_name`` from logging callbacks; the guard hands its keys to its telemetry."""
+    import brownout.hooks as hooks
+    from brownout.hooks.litellm import BrownoutLogger
+
+    east, west = servers
+    t = MemoryTransport()
+    board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry())
+    await board.start(timeout=5.0)
+    logger = BrownoutLogger()
+    guard = BrownoutRouterGuard(board, telemetry=logger)
+    assert logger.key_for == guard.key_for_call
+    callbacks.append(guard)
+    hooks.configure(transport=t)  # no region mapping at all: only region_name names the regions
+    try:
+        await send(router_for(east, west), 20)
+        await eventually(lambda: hooks.flush(timeout=0.1) and len(reported_events(t)) >= 20)
+    finally:
+        hooks.configure()
+        await board.stop()
+    assert {e.key for e in reported_events(t)} == {EAST, WEST}

@@ -87,6 +87,7 @@ class Collector:
         self.state = state
         self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
         self._generation = 0  # rebalances seen: a batch fetched before one is not processed
+        self._owned: set[int] | None = None  # events partitions assigned (None: no listener)
 
     @property
     def ready(self) -> bool:
@@ -123,10 +124,11 @@ class Collector:
 
     async def poll_once(self, timeout: float = 0.5) -> int:
         """Consume one batch, judge, publish, commit. Returns the number of records read."""
-        generation = self._generation
         records = await self._consumer.getmany(timeout=timeout, max_records=self.batch_size)
+        generation = self._generation  # no await between the fetch and this line
         async with self._lock:
-            if generation != self._generation:
+            if records and (generation != self._generation or self._owned is not None
+                            and any(r.partition not in self._owned for r in records)):
                 # a rebalance came between the fetch and now: positions went back to the committed
                 # offsets, so whoever owns these partitions now reads the batch again
                 self.counts["records_rebalanced"] += len(records)
@@ -160,6 +162,7 @@ class Collector:
             return
         async with self._lock:
             self._generation += 1
+            self._owned = (self._owned or set()) - parts
             keys = self.state.keys_of(parts)
             await self._save_quietly(keys)
             self.state.forget(parts)
@@ -172,6 +175,7 @@ class Collector:
             return
         async with self._lock:
             self._generation += 1
+            self._owned = (self._owned or set()) | parts
             if not parts:
                 return
             t0 = time.monotonic()

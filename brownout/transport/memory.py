@@ -158,10 +158,11 @@ class MemoryConsumer:
                 self._pos[(t, p)] = 0 if self._from_beginning else len(b._partitions(t)[p])
 
     async def _revoke(self) -> None:
+        # as with Kafka, the member still holds its partitions while told (a commit there counts)
         parts = sorted(self._pos)
-        self._pos = {}
         if parts and self._listener is not None:
             await self._listener.on_revoked(parts)
+        self._pos = {}
 
     async def _assign(self, parts: TopicPartitions) -> None:
         with self._broker._lock:

@@ -3,6 +3,7 @@ collectors on the in-memory transport (rebalance and restart)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import pickle
@@ -344,17 +345,16 @@ async def test_a_batch_fetched_before_a_rebalance_is_left_to_the_new_owner():
     await a.start()
     keys = [Key("openai", f"region-{i}", "gpt-4o") for i in range(8)]
     await publish(t, [e for k in keys for e in healthy(k, T0 - 10, 5)])
-    fetch = a._consumer.getmany
-
-    async def fetch_then_rebalance(*args, **kwargs):
-        records = await fetch(*args, **kwargs)
-        if records and not b.ready:
-            await b.start()  # b joins while a holds a fetched, unprocessed batch
-        return records
-
-    a._consumer.getmany = fetch_then_rebalance
-    await drive([a, b], clock, T0 + 20)
+    await a._lock.acquire()  # a is busy: b's join queues a's revocation, then a fetches a batch
+    join = asyncio.create_task(b.start())
+    await asyncio.sleep(0)
+    poll = asyncio.create_task(a.poll_once(timeout=0.0))
+    await asyncio.sleep(0.01)
+    a._lock.release()
+    await join
+    await poll
     assert a.counts["records_rebalanced"] == len(t.records(sc.TOPIC_EVENTS))
+    await drive([a, b], clock, T0 + 20)
     assert a.counts["events:accepted"] + b.counts["events:accepted"] == len(t.records(sc.TOPIC_EVENTS))
     await a.stop()
     await b.stop()

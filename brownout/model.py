@@ -133,19 +133,21 @@ class Event:
 
     def validate(self) -> "Event":
         """Return self, or raise :class:`InvalidEvent` naming what is wrong."""
-        for name in ("provider", "region", "model"):
-            if not getattr(self.key, name):
-                raise InvalidEvent("missing_attribute", _KEY_ATTRS[name])
-        if not _finite(self.start) or self.start < 0:
-            raise InvalidEvent("bad_timestamp", f"start={self.start!r}")
-        if not _finite(self.duration) or not 0 <= self.duration <= MAX_SECONDS:
-            raise InvalidEvent("bad_duration", f"duration={self.duration!r}")
-        for name in _SECONDS_FIELDS:
-            v = getattr(self, name)
+        key = self.key
+        if not key.provider or not key.region or not key.model:
+            for name in ("provider", "region", "model"):
+                if not getattr(key, name):
+                    raise InvalidEvent("missing_attribute", _KEY_ATTRS[name])
+        start, duration = self.start, self.duration
+        if not _finite(start) or start < 0:
+            raise InvalidEvent("bad_timestamp", f"start={start!r}")
+        if not _finite(duration) or not 0 <= duration <= MAX_SECONDS:
+            raise InvalidEvent("bad_duration", f"duration={duration!r}")
+        # The hot path: most events carry a TTFT and little else; check only what is set.
+        for name, v in ((n, getattr(self, n)) for n in _SECONDS_FIELDS):
             if v is not None and (not _finite(v) or not 0 <= v <= MAX_SECONDS):
                 raise InvalidEvent("bad_value", f"{name}={v!r}")
-        for name in ("input_tokens", "output_tokens"):
-            v = getattr(self, name)
+        for name, v in (("input_tokens", self.input_tokens), ("output_tokens", self.output_tokens)):
             if v is not None and not 0 <= v <= MAX_TOKENS:
                 raise InvalidEvent("bad_value", f"{name}={v!r}")
         if self.status_code is not None and not 0 <= self.status_code <= 999:
@@ -184,7 +186,7 @@ class Event:
     def from_attributes(cls, attrs: Mapping[str, Any], start: Any, duration: Any) -> "Event":
         """Build from span attributes plus start and duration in seconds; raises InvalidEvent."""
         get = attrs.get
-        if any(k in attrs for k in sc.LEGACY_ATTRIBUTES):
+        if not _LEGACY_NAMES.isdisjoint(attrs):
             merged = {sc.LEGACY_ATTRIBUTES.get(k, k): v for k, v in attrs.items()}
             merged.update((k, v) for k, v in attrs.items() if k not in sc.LEGACY_ATTRIBUTES)
             get = merged.get
@@ -193,6 +195,9 @@ class Event:
         model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
         for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
                             (sc.GEN_AI_REQUEST_MODEL, model)):
+            if value.__class__ is str and 0 < len(value) <= MAX_NAME and value.isascii() and (
+                    "/" not in value or attr == sc.GEN_AI_REQUEST_MODEL):
+                continue  # the common case, checked in one go
             if not value or not isinstance(value, str):
                 raise InvalidEvent("missing_attribute", attr)
             if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
@@ -205,6 +210,9 @@ class Event:
         for attr, fname, typ in _FLAT_FIELDS:
             v = get(attr)
             if v is None:
+                continue
+            if v.__class__ is typ:  # exact type (a bool is not an int here): nothing to convert
+                kwargs[fname] = v
                 continue
             try:
                 kwargs[fname] = _coerce(v, typ)
@@ -225,6 +233,7 @@ class Event:
         return cls(Key(provider, region, model), start_f, duration_f, str(operation), **kwargs).validate()
 
 
+_LEGACY_NAMES = frozenset(sc.LEGACY_ATTRIBUTES)
 _KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
 
 

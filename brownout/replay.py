@@ -51,7 +51,7 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = codec.loads(line)
         except (ValueError, RecursionError) as exc:
             stats.invalid += 1
             log.warning("line %d: not JSON: %s", lineno, exc)

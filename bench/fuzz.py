@@ -38,7 +38,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from brownout import codec
 from brownout import semconv as sc
-from brownout.model import MAX_SECONDS, MAX_TOKENS, Event, InvalidEvent, Key
+from brownout.model import MAX_NAME, MAX_SECONDS, MAX_TOKENS, Event, InvalidEvent, Key
 from brownout.replay import ReplayStats, read_events
 
 CONTENT_TYPES = (None, codec.CONTENT_OTLP_PROTO, codec.CONTENT_OTLP_JSON, codec.CONTENT_FLAT_JSON, "text/plain")
@@ -47,9 +47,9 @@ NAMES = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.CLOUD_REGION, sc.
          sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_RESPONSE_FINISH_REASONS,
          sc.ERROR_TYPE, sc.HTTP_RESPONSE_STATUS_CODE, sc.SERVER_ADDRESS, sc.SERVER_PORT, sc.BROWNOUT_ITL_P50,
          sc.BROWNOUT_ITL_P95, sc.BROWNOUT_ITL_MAX, sc.BROWNOUT_DEADLINE, *sc.LEGACY_ATTRIBUTES)
-HOSTILE = (None, True, False, 0, -1, 1, 2**63, -(2**63), 10**12, 10**30, 0.0, -0.0, -1.0, 5e-324, 1e-320,
+HOSTILE = (None, True, False, 0, -1, 1, 2**63, -(2**63), 10**12, 10**30, 10**400, 0.0, -0.0, -1.0, 5e-324, 1e-320,
            86400.0, 86400.5, 604800.0, 1e12, 1.7e308, math.nan, math.inf, -math.inf, "", "x", "nan", "inf",
-           "-1", "1e400", "true", "429", "503", "chat", "\ud800", "a/b", "é" * 3, [], [1, "a"], [[[]]],
+           "-1", "1e400", "true", "429", "503", "chat", "\ud800", "a/b", "é" * 3, "x" * 300, [], [1, "a"], [[[]]],
            {"a": 1}, [math.nan], ["stop", None])
 KEY = Key("openai", "eastus", "gpt-4o")
 REASONS = frozenset({"malformed_protobuf", "malformed_json", "unknown_content_type", "not_an_object",
@@ -94,6 +94,10 @@ def check(item: Any) -> None:
         if not isinstance(part, str) or not part:
             raise Crash(f"bad key {ev.key!r}")
         part.encode()
+        if len(part) > MAX_NAME:
+            raise Crash(f"a {len(part)}-character name")
+    if Key.parse(str(ev.key)) != ev.key:
+        raise Crash(f"{ev.key!r} does not survive its record key {str(ev.key)!r}")
     if not (math.isfinite(ev.start) and ev.start >= 0 and math.isfinite(ev.duration)
             and 0 <= ev.duration <= MAX_SECONDS):
         raise Crash(f"bad start/duration {ev.start!r} {ev.duration!r}")

@@ -222,6 +222,23 @@ def test_from_attributes_event_or_invalid(attrs, start, duration):
 
 
 @FUZZ
+@given(st.sampled_from(ATTRIBUTE_NAMES), values, values | st.just(1_767_225_600.0), values | st.just(1.0))
+def test_one_hostile_value_in_a_valid_event(name, value, start, duration):
+    """A valid event with one value replaced: the likeliest bad input, so fuzzed on its own."""
+    attrs = {**_valid_attrs(), name: value}
+    try:
+        ev = Event.from_attributes(attrs, start, duration)
+    except InvalidEvent as exc:
+        check_item(exc)
+    else:
+        check_event(ev)
+    flat = json.dumps({**attrs, "start": start, "duration": duration}).encode("utf-8", "surrogatepass")
+    _decode_all(flat, codec.CONTENT_FLAT_JSON)
+    list(read_events(io.StringIO(flat.decode("utf-8", "surrogatepass")), ReplayStats()))
+    _decode_all(_proto_span(attrs, 1_767_225_600 * 10**9, 1_767_225_601 * 10**9), codec.CONTENT_OTLP_PROTO)
+
+
+@FUZZ
 @given(values | attr_dicts)
 def test_from_flat_event_or_invalid(obj):
     try:

@@ -87,6 +87,8 @@ class Collector:
         self.state = state
         self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
         self._generation = 0  # rebalances seen: a batch fetched before one is not processed
+        self._judged = float("-inf")  # event time the pipeline has been advanced to
+        self._batch_end: float | None = None  # newest event end in the batch being ingested
         self._owned: set[int] | None = None  # events partitions assigned (None: no listener)
 
     @property
@@ -134,9 +136,10 @@ class Collector:
                 self.counts["records_rebalanced"] += len(records)
                 records = []
             now = self.clock()
+            self._batch_end = None
             for rec in records:
                 await self._ingest(rec, now)
-            await self.tick(now)
+            await self.tick(self._event_clock(now))
             if self.state is not None:
                 due = self.state.due(now)
                 if due:
@@ -150,6 +153,17 @@ class Collector:
                     log.warning("commit failed, the group rebalanced (records will be read again): %s", exc)
         self._publish_metrics()
         return len(records)
+
+    def _event_clock(self, wall: float) -> float:
+        """Where to judge up to: the newest event end read (never past the wall clock), or the
+        wall clock when a poll brought nothing, so time still moves when traffic stops.
+
+        Catching up a backlog (after a restart or an outage) then replays it in event time,
+        instead of judging every step up to now at the first batch and finding the rest late.
+        """
+        at = wall if self._batch_end is None else min(wall, self._batch_end)
+        self._judged = max(self._judged, at)
+        return self._judged
 
     # --- state handoff (a RebalanceListener) --------------------------------------------
     def _partition_for(self, key: Any) -> int | None:
@@ -266,7 +280,11 @@ class Collector:
         if rec.value is None:
             await self._dead_letter(rec, InvalidEvent("empty_value"))
             return
-        items = codec.decode(rec.value, ctype.decode("latin-1") if ctype else None)
+        try:
+            items = codec.decode(rec.value, ctype.decode("latin-1") if ctype else None)
+        except Exception as exc:  # decode never raises by contract; a bug must not crash-loop us
+            log.exception("decoder failed on %s[%d]@%d", rec.topic, rec.partition, rec.offset)
+            items = [InvalidEvent("decoder_error", f"{type(exc).__name__}: {exc}"[:200])]
         bad: InvalidEvent | None = None
         for item in items:
             if item is None:
@@ -282,7 +300,10 @@ class Collector:
             else:
                 self.counts["events:accepted"] += 1
                 self.pipeline.observe(item)
-                self.last_processing_delay = max(0.0, now - item.end)
+                end = item.end
+                self.last_processing_delay = max(0.0, now - end)
+                if self._batch_end is None or end > self._batch_end:
+                    self._batch_end = end
         if bad is not None:
             await self._dead_letter(rec, bad)
 

@@ -116,3 +116,33 @@ async def test_metrics_follow_the_counts():
     lag = await c.measure_lag()
     assert lag == {(sc.TOPIC_EVENTS, 0): 0}
     assert reg.get_sample_value("brownout_consumer_lag", {"topic": sc.TOPIC_EVENTS, "partition": "0"}) == 0
+
+
+async def test_a_backlog_is_judged_in_event_time_not_found_late():
+    """A collector that starts behind (restart, outage) replays its backlog in event time:
+    an incident inside the backlog is still caught, and nothing is late."""
+    t = MemoryTransport()
+    for ev in traffic(1000.0, 600) + traffic(1600.0, 60, degraded=True):  # one record per request, as produced
+        await send(t, [ev])
+    decisions = []
+    c = Collector(t, clock=lambda: 1900.0, batch_size=50, on_decision=[decisions.append])  # 240 s behind
+    await c.start()
+    while await c.poll_once(timeout=0.0):
+        pass
+    await c.stop()
+    assert c.pipeline.late_events == 0
+    assert {d.key for d in decisions if d.kind == "breaker" and d.state == "open"} == {EAST}
+    assert min(d.time for d in decisions if d.state == "open") <= 1620.0
+
+
+async def test_a_decoder_bug_dead_letters_the_record_instead_of_crashing(monkeypatch):
+    t = MemoryTransport()
+    c = Collector(t, clock=lambda: 2000.0)
+    await c.start()
+    await send(t, [Event(EAST, 1990.0, 1.0)])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr("brownout.codec.decode", broken)
+    await c.poll_once(timeout=0.0)
+    assert [r.header(sc.HEADER_REASON) for r in t.records(sc.TOPIC_DEAD_LETTER)] == [b"decoder_error"]

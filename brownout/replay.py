@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import IO, Any, Iterator
 
@@ -31,6 +32,8 @@ from brownout.pipeline import Pipeline
 
 log = logging.getLogger("brownout.replay")
 
+#: Events starting more than this after the real time now are invalid (bad timestamps).
+MAX_FUTURE = 86_400.0
 #: After the last event, advance this far past its end so open windows are judged.
 DRAIN_SECONDS = 3600.0
 
@@ -87,7 +90,12 @@ def replay(stream: IO[str], out: IO[str], rules: Any = None, *, seed: int = 0,
             out.write(json.dumps(d.to_json(), separators=(", ", ": ")) + "\n")
             stats.decisions += 1
 
+    future = time.time() + MAX_FUTURE
     for ev in read_events(stream, stats):
+        if ev.start > future:  # one line from the future would drag the clock past every other event
+            stats.invalid += 1
+            log.warning("skipping an event that starts in the future (start=%s)", ev.start)
+            continue
         if ev.start < clock:
             stats.out_of_order += 1
         else:

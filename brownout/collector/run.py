@@ -114,11 +114,10 @@ def _state_keeper(settings: Settings, env: Any, pipeline: Pipeline, signer: Any)
     """Per-key state on the state topic; signed (and only signed records loaded) with a signing key."""
     from brownout.collector.state import SnapshotCodec, StateKeeper
 
-    state = getattr(settings, "state", None)
-    interval = float(getattr(state, "interval", None) or env.get("BROWNOUT_STATE_INTERVAL") or 30.0)
     keys = [signer.key] if signer is not None else []
     codec = SnapshotCodec(signer=signer, verify_keys=keys)
-    return StateKeeper(pipeline, settings.topics.state, codec, interval=interval, control_verify_keys=keys)
+    return StateKeeper(pipeline, settings.topics.state, codec, interval=settings.state.interval,
+                       max_per_poll=settings.state.max_per_poll, control_verify_keys=keys)
 
 
 def _signer(settings: Settings, env: Any) -> Any:

@@ -66,6 +66,12 @@ class NotifySection:
 
 
 @dataclass
+class StateSection:
+    interval: float = 30.0  # seconds between snapshots of a key to the state topic
+    max_per_poll: int = 200  # snapshots written per poll (spreads the periodic work)
+
+
+@dataclass
 class SigningSection:
     key_file: str | None = None
 
@@ -77,9 +83,9 @@ class Settings:
     metrics: MetricsSection = field(default_factory=MetricsSection)
     notify: NotifySection = field(default_factory=NotifySection)
     signing: SigningSection = field(default_factory=SigningSection)
+    state: StateSection = field(default_factory=StateSection)
     group_id: str = "brownout-collector"
     rules_file: str | None = None
-    allowed_lateness: float = 5.0
     batch_size: int = 2000
     log_level: str = "INFO"
 
@@ -111,7 +117,7 @@ class Settings:
 
 
 _SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
-                  "notify": NotifySection, "signing": SigningSection}
+                  "notify": NotifySection, "signing": SigningSection, "state": StateSection}
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -215,7 +221,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"metrics.port: {s.metrics.port} is not a TCP port")
     if s.kafka.partitions < 1:
         raise SettingsError("kafka.partitions: must be at least 1")
-    if s.allowed_lateness < 0:
-        raise SettingsError("allowed_lateness: must not be negative")
+    if s.state.interval <= 0:
+        raise SettingsError("state.interval: must be positive")
+    if s.state.max_per_poll < 1:
+        raise SettingsError("state.max_per_poll: must be at least 1")
     if s.batch_size < 1:
         raise SettingsError("batch_size: must be at least 1")

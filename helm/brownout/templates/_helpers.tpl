@@ -133,9 +133,10 @@ topics:
   dead_letter: {{ .Values.topics.deadLetter | quote }}
 group_id: {{ .Values.groupId | quote }}
 rules_file: {{ if .Values.rules }}{{ $p.rules | quote }}{{ else }}null{{ end }}
-allowed_lateness: {{ .Values.collector.allowedLatenessSeconds }}
 batch_size: {{ int .Values.collector.batchSize }}
 log_level: {{ .Values.collector.logLevel }}
+state:
+  interval: {{ .Values.collector.stateIntervalSeconds }}
 metrics:
   host: 0.0.0.0
   port: {{ int .Values.metrics.port }}

@@ -213,9 +213,14 @@ def observe(provider: str, region: str, model: str, operation: str = "chat", str
     >>> ask()
     'ok'
     """
-    for name, value in (("provider", provider), ("region", region), ("model", model)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"observe(): {name} must be a non-empty string, got {value!r}")
+    if not (provider and region and model and provider.__class__ is str and region.__class__ is str
+            and model.__class__ is str):
+        # Never raise into the app: the call goes on, its event is dropped as invalid and counted.
+        for name, value in (("provider", provider), ("region", region), ("model", model)):
+            if not isinstance(value, str) or not value:
+                log.warning("brownout: observe(): %s must be a non-empty string, got %r; this call's "
+                            "event will be dropped (counted as invalid)", name, value)
+        provider, region, model = (v if isinstance(v, str) else "" for v in (provider, region, model))
     return Observation(provider, region, model, operation, bool(stream), deadline, server_address,
                        server_port)
 

@@ -165,9 +165,13 @@ def test_observation_ends_once(captured):
     ("region", {"provider": "p", "region": None, "model": "m"}),
     ("model", {"provider": "p", "region": "r", "model": 3}),
 ])
-def test_bad_arguments_name_the_field(name, kwargs):
-    with pytest.raises(ValueError, match=name):
-        observe(**kwargs)
+def test_bad_arguments_never_raise_into_the_app(name, kwargs, captured, caplog):
+    with observe(**kwargs) as call:  # the app's call goes on
+        call.chunk()
+    assert hooks.flush(5.0)
+    assert captured.events() == []
+    assert hooks.stats()["invalid"] == 1
+    assert f"observe(): {name} must be a non-empty string" in caplog.text
 
 
 def test_itl_percentiles_match_a_batch_oracle():

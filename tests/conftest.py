@@ -8,29 +8,16 @@ Unit tests never touch Kafka, Java or Maven: nothing here starts unless asked fo
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from support import kafka_broker_module
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _kafka_broker_module():
-    name = "brownout_kafka_broker"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "kafka_broker.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 _broker_report: list[str] = []
@@ -55,7 +42,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    kb = _kafka_broker_module()
+    kb = kafka_broker_module()
     failure = None
     try:
         broker = kb.KafkaBroker()

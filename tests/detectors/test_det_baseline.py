@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from _det_streams import KEY, replay, stream, transitions
+from _det_streams import replay, stream, transitions
 
 from brownout.detectors import Baseline, Engine, EwmaBaseline, SeasonalProfile
 from brownout.rules import parse_rules

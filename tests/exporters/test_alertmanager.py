@@ -7,7 +7,6 @@ Needs the Debian package ``prometheus-alertmanager`` (binary ``prometheus-alertm
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from exporters_support import KEY, FakeClock, decision, need_binary
+from support import free_port
 
 from brownout.exporters import AlertDispatcher, AlertmanagerNotifier, RetryingNotifier
 
@@ -26,12 +26,6 @@ route:
 receivers:
   - name: blackhole
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
+from support import ServiceUnavailable, free_port, ready, scrape, wait_for
 
 import brownout.hooks as hooks
 from brownout import semconv as sc
@@ -26,36 +25,6 @@ pytestmark = pytest.mark.integration
 DEGRADED = Key("openai", "eastus", "gpt-4o")
 SIBLING = Key("openai", "westus", "gpt-4o")
 OTHER = Key("anthropic", "us-east-1", "claude-sonnet-4")
-
-
-class ServiceUnavailable(Exception):
-    status_code = 503
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def call(key: Key, fail: bool) -> None:
@@ -97,7 +66,7 @@ def test_hooks_collector_control_topic_and_board(kafka_bootstrap, topic_name, tm
          "--group-id", topic_name("group"), "--metrics-port", str(port), "--no-create-topics"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_for(lambda: _ready(port), 60, "the collector's /readyz")
+        wait_for(lambda: ready(port), 60, "the collector's /readyz")
         hooks.configure(bootstrap_servers=kafka_bootstrap, topic=topics["events"])
         emitted = 0
         # 30 s of traffic, 4 requests/s per key; after 5 s the degraded key fails 60 % of its calls.
@@ -146,13 +115,6 @@ def test_hooks_collector_control_topic_and_board(kafka_bootstrap, topic_name, tm
         log.close()
         print((tmp_path / "collector.log").read_text()[-3000:])
     assert code == 0
-
-
-def _ready(port: int) -> bool:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
-    except OSError:
-        return False
 
 
 async def _send_garbage(bootstrap: str, topic: str) -> None:

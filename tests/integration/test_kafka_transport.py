@@ -4,32 +4,24 @@ throwaway broker itself (scripts/kafka_broker.py)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import socket
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Callable
 
 import pytest
+from support import kafka_broker_module
 
-from brownout.transport import DeliveryError, KafkaSettings, KafkaTransport, Record, TopicSpec
+from brownout.transport import (
+    DeliveryError,
+    KafkaSettings,
+    KafkaTransport,
+    Record,
+    TopicSpec,
+)
 
-
-def _load_kafka_broker():
-    name = "brownout_kafka_broker"  # the name tests/conftest.py loads it under
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-kb = _load_kafka_broker()
+kb = kafka_broker_module()
 
 
 def test_settings_never_show_the_password() -> None:

@@ -42,7 +42,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,6 +53,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
+from support import free_port, ready, scrape, wait_for
 
 import brownout.hooks as hooks  # noqa: E402
 from brownout.breakers import AsyncBreakerBoard  # noqa: E402
@@ -295,7 +295,7 @@ def collector(kafka_bootstrap, topic_name, tmp_path):
         await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=3))
         rules = tmp_path / "rules.yaml"
         rules.write_text(rules_text)
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, BROWNOUT_TOPICS_STATE=topics["state"],
                    BROWNOUT_TOPICS_DEAD_LETTER=topics["dead_letter"], BROWNOUT_LOG_LEVEL="INFO")
         log = open(tmp_path / "collector.log", "w")
@@ -306,7 +306,7 @@ def collector(kafka_bootstrap, topic_name, tmp_path):
              "--no-create-topics"],
             stdout=log, stderr=subprocess.STDOUT, env=env)
         started.append((proc, log))
-        await asyncio.to_thread(_wait_for, lambda: proc.poll() is not None or _ready(port), 60,
+        await asyncio.to_thread(wait_for, lambda: proc.poll() is not None or ready(port), 60,
                                 "the collector's /readyz")
         assert proc.poll() is None, _tail(tmp_path / "collector.log")
         return topics, port
@@ -446,7 +446,7 @@ async def _round(kafka_bootstrap, topics, port, east, west, *, healthy, degrade,
     assert stats["dropped"] == 0 and stats["errors"] == 0 and stats["sent"] == requests, stats
     accepted = 'brownout_events_total{outcome="accepted"}'
     metrics = await asyncio.to_thread(
-        _wait_for, lambda: (m := _scrape(port)).get(accepted, 0) >= requests and m, 30, "every event counted")
+        wait_for, lambda: (m := scrape(port)).get(accepted, 0) >= requests and m, 30, "every event counted")
     assert metrics[accepted] == requests
     assert metrics.get('brownout_events_total{outcome="invalid"}', 0) == 0
 
@@ -493,10 +493,10 @@ async def test_router_leaves_a_slow_deployment_and_comes_back(kafka_bootstrap, c
     learned: list[float] = []
 
     async def healthy():  # the baseline learns at minute boundaries (event time): up to a minute
-        def ready():
-            value = _scrape(port).get(baseline)
+        def baseline_learned():
+            value = scrape(port).get(baseline)
             return value is not None and learned.append(value) is None
-        await asyncio.to_thread(_wait_for, ready, 120, "a latency baseline for east", 1.0)
+        await asyncio.to_thread(wait_for, baseline_learned, 120, "a latency baseline for east", 1.0)
 
     def slow():
         east.first_token_delay = 0.5
@@ -517,39 +517,6 @@ async def _until(cond, timeout: float, what: str) -> None:
     while not cond():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         await asyncio.sleep(0.05)
-
-
-def _wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ready(port: int) -> bool:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
-    except OSError:
-        return False
-
-
-def _scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def _tail(path: Path, n: int = 3000) -> str:

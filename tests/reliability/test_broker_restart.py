@@ -12,19 +12,24 @@ non-zero for its supervisor to restart.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from support import (
+    ServiceUnavailable,
+    free_port,
+    kafka_broker_module,
+    ready,
+    scrape,
+    wait_for,
+)
 
 import brownout.hooks as hooks
 from brownout import codec
@@ -39,57 +44,6 @@ DEGRADED = Key("openai", "eastus", "gpt-4o")
 SIBLING = Key("openai", "westus", "gpt-4o")  # somewhere to go: the guard lets the breaker open
 HEALTHY = Key("anthropic", "us-east-1", "claude-sonnet-4")
 ACCEPTED = 'brownout_events_total{outcome="accepted"}'
-
-
-def _load_kafka_broker() -> Any:
-    name = "brownout_kafka_broker"  # the name tests/conftest.py loads it under
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-class ServiceUnavailable(Exception):
-    status_code = 503
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> dict[str, float]:
-    try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def ready(port: int) -> bool:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
-    except OSError:
-        return False
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class App:
@@ -153,7 +107,7 @@ def control_records(bootstrap: str, topic: str) -> list[ControlRecord]:
 
 
 def test_hooks_and_collector_ride_through_two_broker_restarts(tmp_path, topic_name):
-    kb = _load_kafka_broker()
+    kb = kafka_broker_module()
     broker = kb.KafkaBroker().start()
     bootstrap = broker.bootstrap_servers
     topics = {"events": topic_name("events"), "control": topic_name("control"),

@@ -9,15 +9,14 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import replace
 
 import pytest
+from support import free_port, ready, scrape, wait_for
 
 from brownout import codec
 from brownout import semconv as sc
@@ -115,39 +114,6 @@ def bad_records(now: float) -> list[tuple[str, bytes | None, str | None, str]]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def _ready(port: int) -> bool:
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 async def _send(bootstrap: str, topic: str, records) -> None:
     p = KafkaTransport(bootstrap).producer()
     await p.start()
@@ -186,7 +152,7 @@ def test_bad_records_are_dead_lettered_counted_and_skipped(kafka_bootstrap, topi
          "--group-id", topic_name("group"), "--metrics-port", str(port), "--no-create-topics"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_for(lambda: _ready(port), 60, "the collector's /readyz")
+        wait_for(lambda: ready(port), 60, "the collector's /readyz")
         now = time.time()
         before = [_event(now - 60 + i * 0.5) for i in range(20)]
         after = [_event(now - 20 + i * 0.5) for i in range(20)]

@@ -11,16 +11,14 @@ timeout being ten).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
+from support import kafka_broker_module
 
 import brownout.hooks as hooks
 from brownout import codec
@@ -29,17 +27,6 @@ from brownout.transport import KafkaTransport, TopicSpec
 
 CALLS = 20_000
 NEVER_WAITS = 2.0  # seconds: generous on a loaded machine; a call blocked on Kafka would wait the 10 s send timeout
-
-
-def _load_kafka_broker() -> Any:
-    name = "brownout_kafka_broker"  # the name tests/conftest.py loads it under
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
 
 
 def app_call(i: int) -> None:
@@ -175,7 +162,7 @@ async def _count_events(bootstrap: str, topic: str) -> int:
 
 @pytest.mark.integration
 def test_delivery_resumes_when_the_broker_comes_back():
-    kb = _load_kafka_broker()
+    kb = kafka_broker_module()
     broker = kb.KafkaBroker().start()
     try:
         topic = "hooks.events"

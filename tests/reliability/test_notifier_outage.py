@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
+from support import wait_for
 
 from brownout.exporters.delivery import RetryingNotifier
 from brownout.exporters.dispatcher import AlertDispatcher
@@ -173,16 +174,6 @@ class Counts:
 
     def notification(self, integration: str, result: str) -> None:
         self.by[(integration, result)] += 1
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def alert(t: float, rule: str, key: Key, state: str) -> Decision:

@@ -14,13 +14,12 @@ import time
 import uuid
 
 import pytest
+from _state_support import CollectProcess, EventWriter, key_labels, sample, wait_for
 
 from brownout import codec
 from brownout.model import Event, Key
 from brownout.transport import KafkaTransport
 from brownout.transport.base import default_topics
-
-from _state_support import CollectProcess, EventWriter, key_labels, sample, wait_for
 
 pytestmark = pytest.mark.integration
 

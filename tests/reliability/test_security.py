@@ -13,19 +13,18 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
+from support import ServiceUnavailable, free_port, kafka_broker_module, wait_for
 
 import brownout.hooks as hooks
 from brownout import semconv as sc
@@ -43,27 +42,6 @@ DEGRADED = Key("openai", "eastus", "gpt-4o")
 SIBLING = Key("openai", "westus", "gpt-4o")
 
 
-def _load_kafka_broker() -> Any:
-    name = "brownout_kafka_broker"  # the name tests/conftest.py loads it under
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "kafka_broker.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-class ServiceUnavailable(Exception):
-    status_code = 503
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(port: int, path: str) -> str:
     try:
         return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3).read().decode()
@@ -71,19 +49,9 @@ def http_get(port: int, path: str) -> str:
         return ""
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def secure_broker() -> Iterator[Any]:
-    kb = _load_kafka_broker()
+    kb = kafka_broker_module()
     broker = kb.KafkaBroker(sasl_ssl=True, scram_users={USER: PASSWORD})
     try:
         broker.start()

@@ -4,7 +4,6 @@ collectors on the in-memory transport (rebalance and restart)."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import pickle
 import zlib
@@ -15,7 +14,14 @@ from brownout import codec as wire
 from brownout import semconv as sc
 from brownout.breakers.record import Signer
 from brownout.collector.service import Collector
-from brownout.collector.state import (MAGIC, SnapshotCodec, StateError, StateKeeper, export_key, install)
+from brownout.collector.state import (
+    MAGIC,
+    SnapshotCodec,
+    StateError,
+    StateKeeper,
+    export_key,
+    install,
+)
 from brownout.model import Event, Key
 from brownout.pipeline import Pipeline
 from brownout.rules import load_rules

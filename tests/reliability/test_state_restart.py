@@ -11,12 +11,18 @@ import time
 import uuid
 
 import pytest
+from _state_support import (
+    CollectProcess,
+    EventWriter,
+    key_labels,
+    read_topic,
+    sample,
+    wait_for,
+)
 
 from brownout.model import Event, Key
 from brownout.transport import KafkaTransport
 from brownout.transport.base import default_topics
-
-from _state_support import CollectProcess, EventWriter, key_labels, read_topic, sample, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -88,6 +88,7 @@ class Collector:
         self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
         self._generation = 0  # rebalances seen: a batch fetched before one is not processed
         self._judged = float("-inf")  # event time the pipeline has been advanced to
+        self.catch_up_after = 30.0  # seconds behind the wall clock that count as a backlog
         self._batch_end: float | None = None  # newest event end in the batch being ingested
         self._owned: set[int] | None = None  # events partitions assigned (None: no listener)
 
@@ -155,13 +156,15 @@ class Collector:
         return len(records)
 
     def _event_clock(self, wall: float) -> float:
-        """Where to judge up to: the newest event end read (never past the wall clock), or the
-        wall clock when a poll brought nothing, so time still moves when traffic stops.
+        """Where to judge up to: the wall clock while the collector keeps up (or a poll brought
+        nothing, so time moves when traffic stops); the newest event end read while it is
+        catching up a backlog more than ``catch_up_after`` seconds old.
 
-        Catching up a backlog (after a restart or an outage) then replays it in event time,
-        instead of judging every step up to now at the first batch and finding the rest late.
+        A backlog (after a restart or an outage) is then replayed in event time, instead of
+        judging every step up to now at its first batch and finding the rest of it late.
         """
-        at = wall if self._batch_end is None else min(wall, self._batch_end)
+        end = self._batch_end
+        at = wall if end is None or end >= wall - self.catch_up_after else end
         self._judged = max(self._judged, at)
         return self._judged
 

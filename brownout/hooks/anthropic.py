@@ -18,15 +18,16 @@ import logging
 from time import perf_counter
 from typing import Any, Callable
 
-from brownout.hooks._observation import Observation, emit
+from brownout.hooks._observation import Observation
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
 from brownout.hooks._targets import Target, check_deadline, target_from_url
+from brownout.hooks._wrap import MARK as _MARK
+from brownout.hooks._wrap import async_create, call_observation, sync_create
 
 log = logging.getLogger("brownout.hooks")
 
 __all__ = ["instrument_anthropic", "uninstrument_anthropic"]
 
-_MARK = "__brownout_original__"
 _region: dict[str, str | None] = {"sdk": None}
 _deadline: dict[str, float | None] = {"sdk": None}
 _PROVIDERS = {"AnthropicBedrock": "aws.bedrock", "AsyncAnthropicBedrock": "aws.bedrock",
@@ -96,68 +97,16 @@ def _target(client: Any) -> Target:
     return target
 
 
-def _observation(t: Target, kwargs: dict[str, Any], stream: bool, t0: float = 0.0) -> Observation:
-    model = kwargs.get("model")
-    obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
-                      stream, t.deadline, t.server_address, t.server_port)
-    obs.t0 = t0
-    return obs
-
-
-def _failed(t: Target, kwargs: dict[str, Any], t0: float, exc: BaseException) -> None:
-    obs = _observation(t, kwargs, kwargs.get("stream") is True, t0)
-    obs.fail(exc)
-    obs.end()
-
-
 def _sync_create(original: Callable[..., Any]) -> Callable[..., Any]:
     from anthropic import Stream
 
-    @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            t = _target(self._client)
-        except Exception:
-            log.debug("brownout: not observing this call", exc_info=True)
-            return original(self, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _failed(t, kwargs, t0, exc)
-            raise
-        if isinstance(result, Stream):
-            return SyncStreamProxy(result, _observation(t, kwargs, True, t0), MESSAGES)
-        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, MESSAGES))
-        return result
-
-    setattr(create, _MARK, original)
-    return create
+    return sync_create(original, _target, Stream, MESSAGES)
 
 
 def _async_create(original: Callable[..., Any]) -> Callable[..., Any]:
     from anthropic import AsyncStream
 
-    @functools.wraps(original)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            t = _target(self._client)
-        except Exception:
-            log.debug("brownout: not observing this call", exc_info=True)
-            return await original(self, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _failed(t, kwargs, t0, exc)
-            raise
-        if isinstance(result, AsyncStream):
-            return AsyncStreamProxy(result, _observation(t, kwargs, True, t0), MESSAGES)
-        emit((t, kwargs.get("model"), False, t0, perf_counter(), result, MESSAGES))
-        return result
-
-    setattr(create, _MARK, original)
-    return create
+    return async_create(original, _target, AsyncStream, MESSAGES)
 
 
 def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -167,7 +116,7 @@ def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = _observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self._client), kwargs, True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
@@ -197,7 +146,7 @@ def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = _observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self._client), kwargs, True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)

@@ -13,20 +13,18 @@ for it (``stream_options={"include_usage": True}``); no prompt or response conte
 
 from __future__ import annotations
 
-import functools
 import logging
-from time import perf_counter
 from typing import Any, Callable
 
-from brownout.hooks._observation import Observation, emit
-from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
+from brownout.hooks._observation import Observation
 from brownout.hooks._targets import Target, check_deadline, target_from_url
+from brownout.hooks._wrap import MARK as _MARK
+from brownout.hooks._wrap import async_create, sync_create
 
 log = logging.getLogger("brownout.hooks")
 
 __all__ = ["instrument_openai", "uninstrument_openai"]
 
-_MARK = "__brownout_original__"
 _region: dict[str, str | None] = {"sdk": None}
 _deadline: dict[str, float | None] = {"sdk": None}
 
@@ -127,71 +125,17 @@ def _target(client: Any) -> Target:
     return target
 
 
-def _observation(t: Target, kwargs: dict[str, Any], t0: float) -> Observation:
-    model = kwargs.get("model")
-    obs = Observation(t.provider, t.region, model if isinstance(model, str) and model else "unknown", "chat",
-                      kwargs.get("stream") is True, t.deadline, t.server_address, t.server_port)
-    obs.t0 = t0
-    return obs
-
-
-def _failed(t: Target, kwargs: dict[str, Any], t0: float, exc: BaseException) -> None:
-    obs = _observation(t, kwargs, t0)
-    obs.fail(exc)
-    obs.end()
-
-
 # --- wrappers -------------------------------------------------------------------------------
-# The non-streamed success path only takes two clock readings and queues a tuple; the
-# exporter's thread reads model, usage and finish reasons from the result.
 def _sync_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., Any]:
     from openai import Stream
 
-    @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            t = _target(self._client)
-        except Exception:
-            log.debug("brownout: not observing this call", exc_info=True)
-            return original(self, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _failed(t, kwargs, t0, exc)
-            raise
-        if isinstance(result, Stream):
-            return SyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
-        emit((t, kwargs.get("model"), kwargs.get("stream") is True, t0, perf_counter(), result, adapter))
-        return result
-
-    setattr(create, _MARK, original)
-    return create
+    return sync_create(original, _target, Stream, adapter)
 
 
 def _async_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., Any]:
     from openai import AsyncStream
 
-    @functools.wraps(original)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            t = _target(self._client)
-        except Exception:
-            log.debug("brownout: not observing this call", exc_info=True)
-            return await original(self, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _failed(t, kwargs, t0, exc)
-            raise
-        if isinstance(result, AsyncStream):
-            return AsyncStreamProxy(result, _observation(t, kwargs, t0), adapter)
-        emit((t, kwargs.get("model"), kwargs.get("stream") is True, t0, perf_counter(), result, adapter))
-        return result
-
-    setattr(create, _MARK, original)
-    return create
+    return async_create(original, _target, AsyncStream, adapter)
 
 
 def _resources() -> list[tuple[type, Callable[..., Any], Any, str]]:

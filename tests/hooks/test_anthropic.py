@@ -6,9 +6,9 @@ import gc
 
 import anthropic
 import pytest
-from brownout.hooks.testing import Plan
 
 from brownout.hooks import instrument_anthropic, uninstrument_anthropic
+from brownout.hooks.testing import Plan
 from brownout.model import Key
 
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from brownout.hooks.testing import Plan
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map

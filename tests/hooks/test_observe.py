@@ -264,7 +264,9 @@ def test_broken_transport_counts_errors_and_never_raises():
 def test_tracer_provider_gets_real_spans_with_explicit_times():
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
     from opentelemetry.trace import SpanKind, StatusCode
 
     spans = InMemorySpanExporter()

@@ -6,10 +6,10 @@ import gc
 
 import openai
 import pytest
-from brownout.hooks.testing import Plan
 
 import brownout.hooks as hooks
 from brownout.hooks import instrument_openai, uninstrument_openai
+from brownout.hooks.testing import Plan
 from brownout.model import Key
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -239,7 +239,8 @@ async def test_async_responses_streamed(captured, aclient, server):
 
 
 def test_azure_is_its_own_provider_with_a_mapped_region(server):
-    from conftest import Captured
+    from hooks_support import Captured
+
     from brownout.transport import MemoryTransport
 
     t = MemoryTransport()
@@ -335,7 +336,9 @@ def test_a_failing_exporter_never_reaches_the_app(server):
 def test_events_also_reach_an_apps_tracer_provider(server):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     spans = InMemorySpanExporter()
     tp = TracerProvider()

@@ -79,8 +79,10 @@ _FLAT_FIELDS: tuple[tuple[str, str, type], ...] = (
     (sc.BROWNOUT_ITL_P95, "itl_p95", float),
     (sc.BROWNOUT_ITL_MAX, "itl_max", float),
     (sc.BROWNOUT_DEADLINE, "deadline", float),
+    (sc.BROWNOUT_STALL, "stall", bool),
+    (sc.BROWNOUT_TTFT_AT_LEAST, "ttft_at_least", float),
 )
-_SECONDS_FIELDS = ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline")
+_SECONDS_FIELDS = ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline", "ttft_at_least")
 #: Bounds that reject absurd values: a day-long request or TTFT is a bug, not a brownout.
 MAX_SECONDS = 86_400.0
 MAX_TOKENS = 100_000_000
@@ -110,6 +112,8 @@ class Event:
     itl_p95: float | None = None
     itl_max: float | None = None
     deadline: float | None = None
+    stall: bool | None = None  # an in-flight report, not a completed request (see semconv)
+    ttft_at_least: float | None = None  # no first token seen; it was at least this late
 
     @property
     def end(self) -> float:

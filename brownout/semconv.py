@@ -32,6 +32,11 @@ BROWNOUT_ITL_P50 = "brownout.itl.p50"
 BROWNOUT_ITL_P95 = "brownout.itl.p95"
 BROWNOUT_ITL_MAX = "brownout.itl.max"
 BROWNOUT_DEADLINE = "brownout.deadline"
+#: True on an in-flight report: the call is still waiting for its first token (its full event follows).
+BROWNOUT_STALL = "brownout.stall"
+#: Seconds the first token was at least this late: set when the call ended or was reported without one
+#: (a stall report, a cancelled hedge copy, a client-side first-token timeout).
+BROWNOUT_TTFT_AT_LEAST = "brownout.ttft.at_least"
 
 #: Older attribute names -> the current GenAI convention. Applied when decoding spans.
 LEGACY_ATTRIBUTES: dict[str, str] = {

@@ -121,7 +121,7 @@ class Event:
 
     @property
     def error_class(self) -> str | None:
-        """``capacity``, ``client``, ``other`` or None; see :func:`brownout.semconv.error_class`."""
+        """``capacity``, ``client``, ``cancelled``, ``other`` or None; see :func:`brownout.semconv.error_class`."""
         return sc.error_class(self.error_type)
 
     @property

@@ -88,13 +88,25 @@ CLIENT_ERRORS = frozenset(
 )
 
 
+#: ``error.type`` of a call the caller abandoned (a hedged copy that lost the race, a user who left):
+#: not the provider's fault, never an error of the key; with ``brownout.ttft.at_least`` when no first
+#: token had come yet.
+CANCELLED = "cancelled"
+CANCELLED_ERRORS = frozenset({CANCELLED, "CancelledError"})
+
+
 def error_class(error_type: str | None) -> str | None:
-    """Classify an ``error.type``: ``"capacity"``, ``"client"``, ``"other"`` or None (no error).
+    """Classify an ``error.type``: ``"capacity"``, ``"client"``, ``"cancelled"``, ``"other"`` or None.
 
     Any 5xx status is capacity; any other 4xx is client.
+
+    >>> error_class("503"), error_class("cancelled"), error_class("KeyError")
+    ('capacity', 'cancelled', 'other')
     """
     if not error_type:
         return None
+    if error_type in CANCELLED_ERRORS:
+        return "cancelled"
     if error_type in CAPACITY_ERRORS:
         return "capacity"
     if error_type in CLIENT_ERRORS:

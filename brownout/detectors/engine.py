@@ -58,6 +58,9 @@ class KeyStatus:
     warming: bool
     firing: tuple[str, ...]
     late_events: int = 0
+    ttft_p95: float | None = None
+    ttft_p95_baseline: float | None = None
+    stalls: int = 0  # in-flight stall reports over the last minute
 
 
 class _Bucket:
@@ -378,6 +381,7 @@ class Engine:
             error_rate=(sc_[_CAP] + sc_[_CLIENT] + sc_[_OTHER]) / n1 if n1 else None,
             capacity_error_rate=sc_[_CAP] / n1 if n1 else None,
             ttft_p50=ks.ttft_status.quantile(0.5), ttft_p50_baseline=ttft_base,
+            ttft_p95=ks.ttft_status.quantile(0.95),
             latency_p95=lat, latency_p95_baseline=lat_base,
             tokens_per_s=tps, tokens_per_s_baseline=tps_base,
             itl_p95=itl, goodput=goodput,

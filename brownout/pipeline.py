@@ -12,7 +12,7 @@ clock: replay passes the newest event time it has read, the collector the wall c
 ...     p.observe(Event(west, 1000.0 + i, 0.8, ttft=0.3))
 ...     p.observe(Event(east, 1000.0 + i, 0.1, error_type="503") if i >= 600 else Event(east, 1000.0 + i, 0.8))
 >>> [(d.time - 1600, d.kind, d.rule, str(d.key), d.state) for d in p.advance(1640.0) if d.state != "pending"]
-[(10.0, 'breaker', 'error_breaker', 'openai/eastus/gpt-4o', 'open'), (35.0, 'alert', 'error_rate', 'openai/eastus/gpt-4o', 'firing')]
+[(5.0, 'alert', 'error_rate', 'openai/eastus/gpt-4o', 'firing'), (10.0, 'breaker', 'error_breaker', 'openai/eastus/gpt-4o', 'open')]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ so incidents near the end still resolve. The same file and rules print the same 
 >>> out = io.StringIO()
 >>> stats = replay(io.StringIO(chr(10).join(lines)), out)
 >>> [(d["kind"], d["state"]) for d in map(json.loads, out.getvalue().splitlines())][:4]
-[('alert', 'pending'), ('breaker', 'open'), ('alert', 'firing'), ('breaker', 'half_open')]
+[('alert', 'firing'), ('breaker', 'open'), ('breaker', 'half_open'), ('breaker', 'open')]
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from brownout import semconv as sc
 from brownout.breakers.config import BreakerConfig
@@ -36,6 +36,36 @@ from brownout.model import Decision, Event, Finding, Key
 from brownout.transport.base import Headers, Producer
 
 __all__ = ["BreakerBook"]
+
+_STATES = ("closed", "open", "half_open")
+#: A breaker's fields in a snapshot, and the types each may take.
+_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "state": (str,), "since": (float, int), "until": (float, int, type(None)), "rule": (str, type(None)),
+    "reason": (str, type(None)), "observed": (float, int, type(None)), "baseline": (float, int, type(None)),
+    "seq": (int,), "level": (int,), "closed_at": (float, int, type(None)), "guard_last": (float, int, type(None)),
+    "probe_ok": (int,), "probe_bad": (int,), "verdict": (str, type(None)), "verdict_at": (float, int),
+    "published": (bool,), "dirty": (bool,), "last_issued": (float, int, type(None)), "signal": (str, type(None)),
+}
+
+
+def _checked_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, types in _STATE_FIELDS.items():
+        if name not in state:
+            raise ValueError(f"breaker.{name} is missing")
+        v = state[name]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            raise ValueError(f"breaker.{name}: {v!r} is not {' or '.join(t.__name__ for t in types)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"breaker.{name}: {v!r} is not finite")
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise ValueError(f"breaker.{name}: {v!r} is negative")
+        out[name] = v
+    if out["state"] not in _STATES or out["verdict"] not in (None, "healthy", "failed"):
+        raise ValueError(f"breaker state {out['state']!r}, verdict {out['verdict']!r}")
+    if out["last_issued"] is None:
+        out["last_issued"] = -math.inf
+    return out
 
 
 @dataclass(slots=True)
@@ -59,6 +89,7 @@ class _Breaker:
     published: bool = False
     dirty: bool = False
     last_issued: float = -math.inf
+    signal: str | None = None  # what a latency trip judged: "ttft" or "latency" (per output token)
 
     def reset_probes(self) -> None:
         self.probe_ok = self.probe_bad = 0
@@ -123,6 +154,7 @@ class BreakerBook:
             self._decide(b, finding.time, "closed", "guard_released")
         flapping = b.closed_at is not None and finding.time - b.closed_at < cfg.cooldown_max
         b.rule, b.observed, b.baseline = finding.rule, finding.observed, finding.baseline
+        b.signal = dict(finding.labels).get("signal")
         self._open(b, finding.time, b.level + 1 if flapping else 0, "tripped")
 
     def observe(self, event: Event) -> None:
@@ -238,6 +270,54 @@ class BreakerBook:
         """Every known key's breaker state."""
         return {k: b.state for k, b in self._breakers.items()}
 
+    # --- per-key state (snapshots, rebalances) -------------------------------------------
+    def keys(self) -> list[Key]:
+        """Every key with a breaker."""
+        return sorted(self._breakers)
+
+    def export_key(self, key: Key) -> dict[str, Any] | None:
+        """``key``'s breaker as plain JSON-able values (None: no breaker for it)."""
+        b = self._breakers.get(key)
+        if b is None:
+            return None
+        out = {f: getattr(b, f) for f in _STATE_FIELDS}
+        if out["last_issued"] == -math.inf:
+            out["last_issued"] = None  # never issued (JSON has no infinity)
+        return out
+
+    def install_key(self, key: Key, state: Mapping[str, Any] | None, control: ControlRecord | None = None) -> None:
+        """Replace ``key``'s breaker with ``state`` (from :meth:`export_key`), reconciled with the key's
+        latest control record: a newer record wins; a transition the topic never received is sent again.
+        Raises ValueError naming the bad field before anything changes."""
+        fields = None if state is None else _checked_state(state)
+        self.forget_key(key)
+        if fields is None and control is None:
+            return
+        b = self._breaker(key)
+        if fields is not None:
+            for f, v in fields.items():
+                setattr(b, f, v)
+        if control is not None and (fields is None or control.seq > b.seq):
+            b.published = False
+            self.restore_from_records([control])
+        elif b.seq > (control.seq if control is not None else 0) and not b.dirty:
+            b.dirty = True  # decided before the crash but never published: publish it now
+        if b.published or b.dirty:
+            self._announced.add(key)
+        if b.state != "closed" or b.reason == "guard":
+            self._active.add(key)
+
+    def forget_key(self, key: Key) -> None:
+        """Drop ``key``'s breaker (its partition went to another collector)."""
+        if self._breakers.pop(key, None) is not None:
+            peers = self._models.get(key.model)
+            if peers is not None:
+                peers.discard(key)
+                if not peers:
+                    del self._models[key.model]
+        self._active.discard(key)
+        self._announced.discard(key)
+
     def cooldown(self, key: Key, seq: int, level: int) -> float:
         """The cooldown of ``key``'s transition number ``seq`` at re-open ``level`` (deterministic)."""
         cfg = self.config
@@ -282,11 +362,9 @@ class BreakerBook:
     def _probe_healthy(self, b: _Breaker, event: Event) -> bool:
         if event.error_class == "capacity":
             return False
-        rule = b.rule or ""
-        if "latency" in rule or "ttft" in rule:
-            ceiling = (self.config.latency_probe_factor * b.baseline if b.baseline
-                       else b.observed)
-            measured = event.ttft if "ttft" in rule and event.ttft is not None else event.duration
-            if ceiling and measured >= ceiling:
+        if (b.rule or "") == "latency_breaker" and b.baseline:
+            # what the rule judged: the first token, or the duration per output token
+            measured = event.ttft if b.signal == "ttft" else event.duration / max(1, event.output_tokens or 0)
+            if measured is not None and measured >= self.config.latency_probe_factor * b.baseline:
                 return False
         return True

@@ -1,14 +1,16 @@
-"""Baselines: what "normal" is for one key and one signal, in log space.
+"""Baselines: what "normal" is for one key and one reading (TTFT p50, say), in log space.
 
-Three layers, read in order: an hour-of-week profile once it has ``min_cycles`` past weeks, else an
-hour-of-day profile once it has ``min_cycles`` past days, else a non-seasonal EWMA fallback that
-warms in minutes (so a fresh deployment still catches a hard incident in its first hour).
+Two layers, read in order: a **daily profile** (the reading of each 10-minute slot of the day on each
+of the last days) once the slot has ``min_days`` past days, else a non-seasonal **fallback** (an EWMA
+that warms in minutes, so a fresh deployment still catches a hard incident in its first hour).
 
-A profile slot keeps one value per past day (or week): the median of that hour's per-minute
-values, and reads back the median over the kept cycles. A recurring peak is in every cycle, so it
-becomes normal after ``min_cycles`` days; a one-off incident is in one cycle only, and a median
-over three or more cycles ignores it. The fallback is fed only from minutes where the key's rule
-is not pending or firing: an hour-long incident must not become the new normal.
+The profile reads back a *lower* median of the past days' values for the slot (an upper median for a
+floor such as throughput): a peak seen at that time on each of the last two days is normal, one
+seen on only one of them is not, and with three or more days a one-off incident is outvoted. It also
+takes the highest of the slot and its two neighbours, so a daily peak that starts a few minutes early
+is judged against the peak. The profile learns every value, alerting or not (a recurring peak must be
+learnable); the fallback learns only while the rules that read it are quiet, so an incident (or a creep
+that is gathering evidence) never becomes the fallback's normal.
 
 >>> b = Baseline(halflife=3600, warmup=600)
 >>> for minute in range(10):
@@ -19,95 +21,63 @@ is not pending or firing: an hour-long incident must not become the new normal.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["EwmaBaseline", "SeasonalProfile", "Baseline"]
+from brownout.detectors.stats import Ewma
 
-HOUR = 3600.0
+__all__ = ["EwmaBaseline", "DailyProfile", "Baseline", "DAY"]
+
 DAY = 86_400.0
-WEEK = 7 * DAY
 
 
-class EwmaBaseline:
-    """Exponentially weighted mean of log values, bias-corrected, with a warm-up count.
-
-    Parameters
-    ----------
-    halflife
-        Samples after which an old sample weighs half.
-    warm
-        Samples needed before :meth:`value` reports (None until then: warming).
-
-    >>> e = EwmaBaseline(halflife=10, warm=3)
-    >>> for x in (1.0, 2.0, 4.0):
-    ...     e.update(math.log(x))
-    >>> round(math.exp(e.value()), 3)   # close to the geometric mean, 2
-    2.065
-    """
-
-    __slots__ = ("alpha", "warm", "n", "_num", "_den")
-
-    def __init__(self, halflife: float, warm: int) -> None:
-        self.alpha = 1.0 - 0.5 ** (1.0 / max(halflife, 1e-9))
-        self.warm = warm
-        self.n = 0
-        self._num = 0.0
-        self._den = 0.0
-
-    def update(self, logx: float) -> None:
-        keep = 1.0 - self.alpha
-        self._num = self._num * keep + logx
-        self._den = self._den * keep + 1.0
-        self.n += 1
-
-    def value(self) -> float | None:
-        """The mean log value, or None while warming."""
-        if self.n < max(self.warm, 1):
-            return None
-        return self._num / self._den
+#: The fallback: an exponentially weighted mean of log values (see :class:`~brownout.detectors.stats.Ewma`).
+EwmaBaseline = Ewma
 
 
-class SeasonalProfile:
-    """Per-slot medians over past cycles (hour of day over days, hour of week over weeks).
+class DailyProfile:
+    """One value per slot of the day for each of the last ``days`` days (float16, NaN when unseen).
+
+    ``update(t, logx)`` collects the slot's values; when the slot changes, their median is stored.
+    ``value(t, ...)`` reads the past days only (today's slot is still being collected).
 
     Parameters
     ----------
-    period
-        Cycle length in seconds (86400 for a day, 604800 for a week).
-    slots
-        Slots per cycle (24 hours a day, 168 a week).
-    cycles
-        Past cycles kept per slot.
+    days
+        Past days kept.
+    slot
+        Slot width in seconds (600: 144 slots a day).
 
-    >>> p = SeasonalProfile(period=86400, slots=24, cycles=7)
-    >>> for day in range(3):
-    ...     p.update(day * 86400 + 9 * 3600, math.log(2.0))
-    >>> p.update(3 * 86400, 0.0)              # a later update closes day 2's 9 o'clock slot
-    >>> round(math.exp(p.value(3 * 86400 + 9 * 3600 + 60, min_cycles=3)), 3)
+    >>> p = DailyProfile(days=7, slot=600)
+    >>> for day in range(2):
+    ...     p.update(day * DAY + 9 * 3600, math.log(2.0))
+    >>> p.update(2 * DAY, 0.0)              # a later update closes day 1's 09:00 slot
+    >>> round(math.exp(p.value(2 * DAY + 9 * 3600 + 60, min_days=2, high=True)), 3)
     2.0
-    >>> p.value(3 * 86400 + 10 * 3600, min_cycles=3) is None
+    >>> p.value(2 * DAY + 12 * 3600, min_days=2, high=True) is None
     True
     """
 
-    __slots__ = ("period", "slots", "cycles", "_values", "_ids", "_cur", "_acc", "_memo")
+    __slots__ = ("days", "slot", "slots", "_values", "_day", "_cur", "_acc", "_memo")
 
-    def __init__(self, period: float, slots: int, cycles: int) -> None:
-        self.period = period
-        self.slots = slots
-        self.cycles = cycles
-        self._values = np.full((slots, cycles), np.nan, dtype=np.float32)
-        self._ids = np.full((slots, cycles), -1, dtype=np.int32)
+    def __init__(self, days: int = 7, slot: float = 600.0) -> None:
+        if days < 1 or not 0 < slot <= DAY:
+            raise ValueError(f"days must be >= 1 and slot in (0, 86400], got {days}, {slot}")
+        self.days = days
+        self.slot = slot
+        self.slots = int(math.ceil(DAY / slot))
+        self._values: np.ndarray | None = None  # allocated at the first stored value
+        self._day = [-1] * days  # the day number each row holds
         self._cur: tuple[int, int] | None = None
         self._acc: list[float] = []
-        self._memo: dict[tuple[int, int, int], float | None] = {}
+        self._memo: dict[tuple[int, int, int, bool], float | None] = {}
 
     def _where(self, t: float) -> tuple[int, int]:
-        cycle = int(t // self.period)
-        slot = int((t - cycle * self.period) * self.slots // self.period)
-        return cycle, min(slot, self.slots - 1)
+        day = int(t // DAY)
+        return day, min(int((t - day * DAY) // self.slot), self.slots - 1)
 
     def update(self, t: float, logx: float) -> None:
         where = self._where(t)
@@ -117,106 +87,138 @@ class SeasonalProfile:
         self._acc.append(logx)
 
     def _close(self) -> None:
-        if self._cur is not None and self._acc:
-            cycle, slot = self._cur
-            col = cycle % self.cycles
-            self._values[slot, col] = float(np.median(self._acc))
-            self._ids[slot, col] = cycle
-            self._memo.clear()
+        if self._cur is None or not self._acc:
+            self._acc = []
+            return
+        day, slot = self._cur
+        if self._values is None:
+            self._values = np.full((self.days, self.slots), np.nan, dtype=np.float16)
+        row = day % self.days
+        if self._day[row] != day:
+            self._values[row, :] = np.nan
+            self._day[row] = day
+        acc = sorted(self._acc)
+        self._values[row, slot] = acc[len(acc) // 2]
         self._acc = []
+        self._memo.clear()
 
-    def value(self, t: float, min_cycles: int) -> float | None:
-        """Median over the past cycles' values of ``t``'s slot, or None with fewer than ``min_cycles``."""
-        cycle, slot = self._where(t)
-        memo = (cycle, slot, min_cycles)
-        if memo in self._memo:
-            return self._memo[memo]
-        ids = self._ids[slot]
-        ok = (ids >= 0) & (ids >= cycle - self.cycles) & (ids < cycle)
-        got = float(np.median(self._values[slot][ok])) if int(ok.sum()) >= min_cycles else None
-        if len(self._memo) > 64:
+    def value(self, t: float, min_days: int, high: bool) -> float | None:
+        """The slot's normal log value at ``t`` from past days, or None with fewer than ``min_days``.
+
+        ``high``: a ceiling rule reads the lower median over days and the highest of the slot and
+        its neighbours; a floor rule (``high=False``) the upper median and the lowest.
+        """
+        if self._values is None:
+            return None
+        day, slot = self._where(t)
+        memo = (day, slot, min_days, high)
+        got = self._memo.get(memo, _MISSING)
+        if got is not _MISSING:
+            return got  # type: ignore[return-value]
+        rows = [r for r, d in enumerate(self._day) if day - self.days <= d < day]
+        got = None
+        if len(rows) >= min_days:
+            centre = self._slot_value(rows, slot, min_days, high)
+            if centre is not None:
+                got = centre
+                for s in (slot - 1, slot + 1):
+                    v = self._slot_value(rows, s % self.slots, min_days, high)
+                    if v is not None:
+                        got = max(got, v) if high else min(got, v)
+        if len(self._memo) > 16:
             self._memo.clear()
         self._memo[memo] = got
         return got
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {s: getattr(self, s) for s in self.__slots__}
+    def _slot_value(self, rows: list[int], slot: int, min_days: int, high: bool) -> float | None:
+        assert self._values is not None
+        vals = sorted(float(v) for v in self._values[rows, slot] if not math.isnan(v))
+        if len(vals) < min_days:
+            return None
+        return vals[(len(vals) - 1) // 2] if high else vals[len(vals) // 2]
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    def export(self) -> dict[str, Any]:
+        return {"days": self.days, "slot": self.slot, "day": list(self._day),
+                "values": None if self._values is None else base64.b64encode(self._values.tobytes()).decode(),
+                "cur": None if self._cur is None else list(self._cur), "acc": list(self._acc)}
+
+    def install(self, state: dict[str, Any]) -> None:
+        if state["days"] != self.days or state["slot"] != self.slot:
+            raise ValueError(f"profile shape {state['days']}x{state['slot']} differs from {self.days}x{self.slot}")
+        day = [int(d) for d in state["day"]]
+        if len(day) != self.days:
+            raise ValueError(f"profile has {len(day)} day rows, expected {self.days}")
+        values = None
+        if state["values"] is not None:
+            raw = base64.b64decode(state["values"], validate=True)
+            if len(raw) != self.days * self.slots * 2:
+                raise ValueError(f"profile values are {len(raw)} bytes, expected {self.days * self.slots * 2}")
+            values = np.frombuffer(raw, dtype=np.float16).reshape(self.days, self.slots).copy()
+        cur = state["cur"]
+        self._values, self._day = values, day
+        self._cur = None if cur is None else (int(cur[0]), int(cur[1]))
+        self._acc = [float(x) for x in state["acc"]]
+        self._memo.clear()
+
+
+_MISSING = object()
 
 
 class Baseline:
-    """The baseline of one signal for one key: hour of week, else hour of day, else the fallback.
+    """The baseline of one reading for one key: the daily profile, else the fallback.
 
-    ``update(t, x, learn=...)`` takes a per-minute value (seconds or tokens/s, > 0). ``learn=False``
-    (the rule is pending or firing) keeps the value out of the fallback; the profiles always take
-    it, as one vote among the past days' medians.
+    ``update(t, x, learn=...)`` takes a value (seconds, tokens/s; > 0) about once a minute.
+    ``learn=False`` (a rule reading it is pending, firing or gathering evidence) keeps it out of
+    the fallback; the profile always takes it, as one vote among the past days.
 
     Parameters
     ----------
     halflife
-        Fallback half-life in seconds (updates are per minute).
+        Fallback half-life in seconds (updates come about once a minute).
     warmup
-        Seconds of per-minute updates before the fallback reports.
-    min_cycles, day_cycles, week_cycles
-        Profile settings (see :class:`SeasonalProfile`).
+        Seconds of updates before the fallback reports.
+    min_days, days, slot
+        Profile settings (see :class:`DailyProfile`).
+    high
+        A ceiling (TTFT, latency: True) or a floor (throughput: False); see :meth:`DailyProfile.value`.
     """
 
-    __slots__ = ("fallback", "day", "week", "min_cycles", "_last_t", "_memo")
+    __slots__ = ("fallback", "profile", "min_days", "high")
 
-    def __init__(self, halflife: float = 3600.0, warmup: float = 600.0, min_cycles: int = 3,
-                 day_cycles: int = 7, week_cycles: int = 4) -> None:
+    def __init__(self, halflife: float = 3600.0, warmup: float = 600.0, min_days: int = 2,
+                 days: int = 7, slot: float = 600.0, high: bool = True) -> None:
         self.fallback = EwmaBaseline(halflife / 60.0, int(math.ceil(warmup / 60.0)))
-        self.day = SeasonalProfile(DAY, 24, day_cycles)
-        self.week = SeasonalProfile(WEEK, 168, week_cycles)
-        self.min_cycles = min_cycles
-        self._last_t = -math.inf
-        self._memo: dict[int, tuple[float | None, str | None]] = {}
+        self.profile = DailyProfile(days, slot)
+        self.min_days = min_days
+        self.high = high
 
     def update(self, t: float, x: float, *, learn: bool = True) -> None:
         if not x > 0 or not math.isfinite(x):
             return
         logx = math.log(x)
-        self.day.update(t, logx)
-        self.week.update(t, logx)
+        self.profile.update(t, logx)
         if learn:
             self.fallback.update(logx)
-        self._last_t = t
-        self._memo.clear()
 
     def _log_value(self, t: float) -> tuple[float | None, str | None]:
-        hour = int(t // HOUR)
-        got = self._memo.get(hour)
-        if got is None:
-            if len(self._memo) > 4:
-                self._memo.clear()
-            got = self._memo[hour] = self._read(t)
-        return got
-
-    def _read(self, t: float) -> tuple[float | None, str | None]:
-        v = self.week.value(t, self.min_cycles)
-        if v is not None:
-            return v, "week"
-        v = self.day.value(t, self.min_cycles)
+        v = self.profile.value(t, self.min_days, self.high)
         if v is not None:
             return v, "day"
         v = self.fallback.value()
         return (v, "fallback") if v is not None else (None, None)
 
     def value(self, t: float) -> float | None:
-        """The baseline at time ``t`` in the signal's unit, or None while warming."""
+        """The baseline at time ``t`` in the reading's unit, or None while warming."""
         v, _ = self._log_value(t)
         return None if v is None else math.exp(v)
 
     def source(self, t: float) -> str | None:
-        """Which layer answers at ``t``: ``week``, ``day``, ``fallback`` or None (warming)."""
+        """Which layer answers at ``t``: ``day``, ``fallback`` or None (warming)."""
         return self._log_value(t)[1]
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {s: getattr(self, s) for s in self.__slots__}
+    def export(self) -> dict[str, Any]:
+        return {"fallback": self.fallback.export(), "profile": self.profile.export()}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
+    def install(self, state: dict[str, Any]) -> None:
+        self.fallback.install(state["fallback"])
+        self.profile.install(state["profile"])

@@ -17,6 +17,8 @@ instead of flapping (Prometheus ``for`` and ``keep_firing_for``, Alertmanager st
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["AlertLifecycle", "INACTIVE", "PENDING", "FIRING", "RESOLVED"]
 
 INACTIVE = "inactive"
@@ -84,3 +86,13 @@ class AlertLifecycle:
             self.state, self.since, self._clear_since = INACTIVE, t, None
             return RESOLVED
         return None
+
+    def export(self) -> dict[str, Any]:
+        return {"state": self.state, "since": self.since, "clear_since": self._clear_since}
+
+    def install(self, state: dict[str, Any]) -> None:
+        if state["state"] not in (INACTIVE, PENDING, FIRING):
+            raise ValueError(f"alert state {state['state']!r} is not inactive, pending or firing")
+        self.state = state["state"]
+        self.since = None if state["since"] is None else float(state["since"])
+        self._clear_since = None if state["clear_since"] is None else float(state["clear_since"])

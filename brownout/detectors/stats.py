@@ -1,199 +1,95 @@
-"""Streaming statistics the detectors read: a log-binned histogram sketch, rolling windows, Wilson bound.
+"""Streaming statistics the detectors are made of: window sums, Wilson bounds, a Bernoulli CUSUM,
+quantiles of sorted samples and a bounded ring of recent samples.
 
-Percentiles are read from a mergeable log-binned histogram (the idea of DDSketch with fixed bins):
-each sample falls in the bin ``floor(log(x / LOW) / log(GAMMA))``, so a quantile read back is within
-a relative error of ``GAMMA - 1`` (2 %) of the exact nearest-rank quantile, whatever the data. Adding
-and removing a whole bucket is a vector add, so a 5 min window over 5 s buckets costs the same at
-10 or 100,000 events per second; exact quantiles (numpy partition over every sample in the window)
-cost O(samples) per step and memory grows with traffic (see bench/collector_throughput.py).
+The rules judge *shares*: "median TTFT >= 1.2 x baseline" is "at least half of the requests took
+longer than 1.2 x baseline", so a window needs only two counts per threshold, and the evidence is a
+Wilson bound on a binomial share, which is right at 20 requests and at 20,000 alike.
 
->>> import numpy as np
->>> h = RollingHistogram(width=2)
->>> h.push(bin_counts([0.1, 0.2, 0.3]))
->>> h.push(bin_counts([0.4]))
->>> h.count, round(h.quantile(0.5), 2)
-(4, 0.2)
->>> h.push(bin_counts([]))   # the first bucket leaves the window
->>> h.count, round(h.quantile(0.5), 2)
-(1, 0.4)
+>>> w = WindowSums(widths=(1, 3), fields=2)
+>>> for counts in ([10, 1], [10, 9], [10, 10]):
+...     w.push(counts)
+>>> w.total(1), w.total(3)
+([10, 10], [30, 20])
+>>> round(wilson_lower_bound(20, 30, z=2.576), 3)
+0.434
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import statistics
+from bisect import bisect_left, bisect_right
+from operator import add, sub
 from collections import deque
 from typing import Any, Sequence
 
-import numpy as np
-
-__all__ = [
-    "GAMMA",
-    "LOW",
-    "NBINS",
-    "SparseCounts",
-    "bin_counts",
-    "bin_value",
-    "RollingHistogram",
-    "RollingSum",
-    "WindowSums",
-    "wilson_lower_bound",
-    "nearest_rank",
-]
-
-#: Bin growth factor: quantiles come back within this relative factor of the exact value.
-GAMMA = 1.02
-#: Smallest value told apart from zero (0.1 ms, or 1e-4 tokens/s); smaller values share bin 0.
-LOW = 1e-4
-#: Bins up to 1e7 (115 days in seconds, 10M tokens/s): above that everything shares the last bin.
-NBINS = int(math.ceil(math.log(1e7 / LOW) / math.log(GAMMA))) + 1
-_LOG_GAMMA = math.log(GAMMA)
-_LOG_LOW = math.log(LOW)
-#: A bin's representative value: the geometric middle of its bounds.
-_BIN_VALUES = np.exp(_LOG_LOW + (np.arange(NBINS) + 0.5) * _LOG_GAMMA)
-
-#: One bucket's histogram, kept sparse: (bin indices, counts, total). Small buckets use Python
-#: lists (a numpy call costs more than a short loop), large ones numpy arrays.
-SparseCounts = tuple[Any, Any, int]
-_EMPTY: SparseCounts = ([], [], 0)
-#: Buckets with more samples than this are binned with numpy.
-SMALL = 48
+__all__ = ["WindowSums", "RollingSum", "wilson_lower_bound", "wilson_upper_bound", "nearest_rank",
+           "quantile_sorted", "count_at_least", "count_at_most", "BernoulliCusum", "Ewma", "NormalShare", "SampleRing", "thin"]
 
 
-def bin_value(i: int) -> float:
-    """The value a bin reads back as.
+class WindowSums:
+    """Sums of a few counters over several trailing windows at once (one push per step).
 
-    >>> abs(bin_value(bin_counts([0.25])[0][0]) / 0.25 - 1) < GAMMA - 1
-    True
-    """
-    return float(_BIN_VALUES[i])
-
-
-def bin_counts(values: Sequence[float]) -> SparseCounts:
-    """Histogram one bucket's samples, once per bucket (never per event).
-
-    >>> idx, n, total = bin_counts([1.0, 1.0, 2.0])
-    >>> list(n), total
-    ([2, 1], 3)
-    """
-    if not values:
-        return _EMPTY
-    if len(values) <= SMALL:
-        d: dict[int, int] = {}
-        log = math.log
-        for x in values:
-            i = int((log(x) - _LOG_LOW) // _LOG_GAMMA) if x > LOW else 0
-            if i >= NBINS:
-                i = NBINS - 1
-            d[i] = d.get(i, 0) + 1
-        if len(d) <= 6:  # a short loop of item updates beats building arrays
-            return list(d), list(d.values()), len(values)
-        return np.fromiter(d, np.intp, len(d)), np.fromiter(d.values(), np.int32, len(d)), len(values)
-    x = np.asarray(values, dtype=np.float64)
-    b = (np.log(np.maximum(x, LOW)) - _LOG_LOW) // _LOG_GAMMA
-    idx = np.clip(b, 0, NBINS - 1).astype(np.intp)
-    dense = np.bincount(idx, minlength=NBINS)
-    nz = dense.nonzero()[0]
-    return nz, dense[nz], len(values)
-
-
-@functools.lru_cache(maxsize=64)
-def _quantile_factor(q: float) -> float:
-    q = min(max(q, 0.01), 0.99)
-    nd = statistics.NormalDist()
-    return math.sqrt(q * (1 - q)) / nd.pdf(nd.inv_cdf(q))
-
-
-def nearest_rank(n: int, q: float) -> int:
-    """1-based nearest rank of quantile ``q`` among ``n`` samples (numpy's ``inverted_cdf``).
-
-    >>> nearest_rank(10, 0.5), nearest_rank(10, 0.95), nearest_rank(1, 0.0)
-    (5, 10, 1)
-    """
-    return min(n, max(1, math.ceil(q * n - 1e-9)))
-
-
-class RollingHistogram:
-    """Histogram of the samples of the last ``width`` buckets; ``push`` one bucket per step.
+    Kept as running prefix sums, so a push is one tuple and a window's total two: a step with
+    nothing in it costs almost nothing, and totals are read only when a verdict needs them.
 
     Parameters
     ----------
-    width
-        Buckets in the window (a 1 min window over 5 s buckets has width 12).
+    widths
+        Window widths in pushes (steps).
+    fields
+        Counters per push.
 
-    >>> h = RollingHistogram(width=12)
-    >>> h.quantile(0.5) is None
-    True
+    >>> w = WindowSums(widths=(1, 3), fields=2)
+    >>> for counts in ([1, 0], [2, 1], [3, 3], [4, 0]):
+    ...     w.push(counts)
+    >>> w.total(1), w.total(3)
+    ([4, 0], [9, 4])
     """
 
-    __slots__ = ("width", "_hist", "_parts", "count", "_cum", "_memo")
+    __slots__ = ("widths", "fields", "_prefix", "_zero")
 
-    def __init__(self, width: int) -> None:
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        self.width = width
-        self._hist: Any = None  # allocated while the window holds samples (idle keys stay small)
-        self._parts: deque[SparseCounts] = deque()
-        self.count = 0
-        self._cum: Any = None
-        self._memo: dict[float, float] = {}
+    def __init__(self, widths: Sequence[int], fields: int) -> None:
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be >= 1, got {widths!r}")
+        self.widths = tuple(sorted(set(widths)))
+        self.fields = fields
+        self._zero = (0,) * fields
+        self._prefix: deque[tuple[int, ...]] = deque([self._zero], maxlen=max(self.widths) + 1)
 
-    def push(self, part: SparseCounts) -> None:
-        if part[2]:
-            self._add(part, 1)
-        self._parts.append(part)
-        if len(self._parts) > self.width:
-            old = self._parts.popleft()
-            if old[2]:
-                self._add(old, -1)
-
-    def _add(self, part: SparseCounts, sign: int) -> None:
-        idx, n, total = part
-        h = self._hist
-        if h is None:
-            h = self._hist = np.zeros(NBINS, dtype=np.int32)
-        if type(idx) is list:
-            for i, c in zip(idx, n):
-                h[i] += sign * c
-        elif sign > 0:
-            h[idx] += n
+    def push(self, counts: Sequence[int]) -> None:
+        last = self._prefix[-1]
+        if not any(counts):
+            self._prefix.append(last)
         else:
-            h[idx] -= n
-        self.count += sign * total
-        self._cum = None
-        self._memo.clear()
-        if self.count == 0:
-            self._hist = None
+            self._prefix.append(tuple(map(add, last, counts)))
 
-    def quantile(self, q: float) -> float | None:
-        """Nearest-rank quantile within a factor GAMMA, or None when the window is empty."""
-        if self.count == 0:
-            return None
-        got = self._memo.get(q)
-        if got is None:
-            if self._cum is None:
-                self._cum = self._hist.cumsum(dtype=np.int32)
-            got = self._memo[q] = float(_BIN_VALUES[int(self._cum.searchsorted(nearest_rank(self.count, q)))])
-        return got
+    def total(self, width: int) -> list[int]:
+        """The sums over the last ``width`` pushes."""
+        prefix = self._prefix
+        old = prefix[-1 - width] if len(prefix) > width else prefix[0]
+        return list(map(sub, prefix[-1], old))
 
-    def log_se(self, q: float) -> float:
-        """Standard error of ``log(quantile(q))``: the log-spread (from the IQR) x k(q) / sqrt(n).
+    @property
+    def empty(self) -> bool:
+        """Nothing counted in any window."""
+        return self._prefix[-1] == self._prefix[0]
 
-        ``k(q) = sqrt(q (1 - q)) / pdf(ppf(q))`` is the large-sample factor for a normal quantile
-        (1.25 for the median, 2.1 for p95). Detectors use it to demand a margin above a threshold
-        that shrinks with traffic: a key with 20 requests a minute does not alert on noise.
-        """
-        if self.count < 2:
-            return math.inf
-        lo, hi = self.quantile(0.25), self.quantile(0.75)
-        assert lo is not None and hi is not None
-        sigma = max(math.log(hi / lo) / 1.349, _LOG_GAMMA)
-        return sigma * _quantile_factor(q) / math.sqrt(self.count)
+    def export(self) -> list[list[int]]:
+        """The per-push counts still in the longest window, oldest first."""
+        prefix = list(self._prefix)
+        return [list(map(sub, b, a)) for a, b in zip(prefix, prefix[1:])]
+
+    def install(self, parts: list[list[int]]) -> None:
+        self._prefix.clear()
+        self._prefix.append(self._zero)
+        for p in parts[-(self._prefix.maxlen or 1) + 1:]:
+            if len(p) != self.fields or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in p):
+                raise ValueError(f"a window part must be {self.fields} counts, got {p!r}")
+            self.push(p)
 
 
 class RollingSum:
-    """Sums of a few counters over the last ``width`` buckets.
+    """Sums of a few counters over the last ``width`` pushes (per-minute windows).
 
     >>> s = RollingSum(width=2, fields=2)
     >>> for counts in ([1, 0], [2, 1], [3, 3]):
@@ -215,51 +111,25 @@ class RollingSum:
         t = self.total
         for i, c in enumerate(counts):
             t[i] += c
-        self._parts.append(counts)
+        self._parts.append(tuple(counts))
         if len(self._parts) > self.width:
             for i, c in enumerate(self._parts.popleft()):
                 t[i] -= c
 
+    def export(self) -> list[list[int]]:
+        return [list(p) for p in self._parts]
 
-class WindowSums:
-    """Sums of a few counters over several trailing windows at once (one push per step).
-
-    >>> w = WindowSums(widths=(1, 3), fields=2)
-    >>> for counts in ([1, 0], [2, 1], [3, 3], [4, 0]):
-    ...     w.push(counts)
-    >>> w.total(1), w.total(3)
-    ([4, 0], [9, 4])
-    """
-
-    __slots__ = ("widths", "_totals", "_parts", "_zero")
-
-    def __init__(self, widths: Sequence[int], fields: int) -> None:
-        if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be >= 1, got {widths!r}")
-        self.widths = tuple(sorted(set(widths)))
-        self._totals = {w: [0] * fields for w in self.widths}
-        self._parts: deque[Sequence[int]] = deque(maxlen=max(self.widths))
-        self._zero = (0,) * fields
-
-    def push(self, counts: Sequence[int]) -> None:
-        parts = self._parts
-        have = len(parts)
-        for w, t in self._totals.items():
-            old = parts[-w] if have >= w else self._zero
-            for i, c in enumerate(counts):
-                t[i] += c - old[i]
-        parts.append(counts)
-
-    def total(self, width: int) -> list[int]:
-        """The sums over the last ``width`` pushes (``width`` must be one of ``widths``)."""
-        return self._totals[width]
+    def install(self, parts: list[list[int]]) -> None:
+        self.total = [0] * len(self.total)
+        self._parts.clear()
+        for p in parts[-self.width:]:
+            if len(p) != len(self.total):
+                raise ValueError(f"a window part has {len(p)} counters, expected {len(self.total)}")
+            self.push([int(c) for c in p])
 
 
 def wilson_lower_bound(successes: int, n: int, z: float) -> float:
     """Lower end of the Wilson score interval for a proportion (0.0 when ``n`` is 0).
-
-    Used by the error breaker: a short window whose bound already clears the threshold trips
-    before the long window fills, without tripping on a handful of unlucky requests.
 
     >>> round(wilson_lower_bound(10, 10, 2.576), 3)
     0.601
@@ -273,3 +143,287 @@ def wilson_lower_bound(successes: int, n: int, z: float) -> float:
     centre = p + z2 / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, (centre - spread) / (1 + z2 / n))
+
+
+def wilson_upper_bound(successes: int, n: int, z: float) -> float:
+    """Upper end of the Wilson score interval (1.0 when ``n`` is 0).
+
+    >>> round(wilson_upper_bound(0, 10, 2.576), 3)
+    0.399
+    """
+    if n <= 0:
+        return 1.0
+    return 1.0 - wilson_lower_bound(n - successes, n, z)
+
+
+def nearest_rank(n: int, q: float) -> int:
+    """1-based nearest rank of quantile ``q`` among ``n`` samples (numpy's ``inverted_cdf``).
+
+    >>> nearest_rank(10, 0.5), nearest_rank(10, 0.95), nearest_rank(1, 0.0)
+    (5, 10, 1)
+    """
+    return min(n, max(1, math.ceil(q * n - 1e-9)))
+
+
+def quantile_sorted(xs: Sequence[float], q: float) -> float | None:
+    """Nearest-rank quantile of sorted ``xs`` (None when empty).
+
+    >>> quantile_sorted([1.0, 2.0, 3.0, 4.0], 0.5), quantile_sorted([], 0.5)
+    (2.0, None)
+    """
+    if not xs:
+        return None
+    return xs[nearest_rank(len(xs), q) - 1]
+
+
+def count_at_least(xs: Sequence[float], threshold: float) -> int:
+    """How many of sorted ``xs`` are >= ``threshold``.
+
+    >>> count_at_least([0.1, 0.5, 0.5, 2.0], 0.5)
+    3
+    """
+    return len(xs) - bisect_left(xs, threshold)
+
+
+def count_at_most(xs: Sequence[float], threshold: float) -> int:
+    """How many of sorted ``xs`` are <= ``threshold``.
+
+    >>> count_at_most([0.1, 0.5, 0.5, 2.0], 0.5)
+    3
+    """
+    return bisect_right(xs, threshold)
+
+
+def thin(xs: list[float], keep: int) -> list[float]:
+    """At most ``keep`` of sorted ``xs``, evenly spaced by rank (quantiles survive, memory is bounded).
+
+    >>> thin([float(i) for i in range(10)], 4)
+    [0.0, 3.0, 6.0, 9.0]
+    """
+    n = len(xs)
+    if n <= keep:
+        return xs
+    if keep < 2:
+        return [xs[n // 2]]
+    return [xs[round(i * (n - 1) / (keep - 1))] for i in range(keep)]
+
+
+class BernoulliCusum:
+    """Page's CUSUM over Bernoulli trials: has the share of successes moved above ``share``?
+
+    Each trial adds its log-likelihood ratio of two shares ``shift`` apart on either side of ``share``
+    on the logit scale (0.40 against 0.60 around a median's 0.5);
+    the statistic is floored at zero and ``alarm`` is true once it reaches ``h``. A share held just
+    past ``share`` accumulates evidence step after step, so a slow creep is flagged minutes after it
+    crosses the line, while a share just below it drifts back to zero (Page 1954).
+
+    Parameters
+    ----------
+    share
+        The boundary share (0.5 for a median rule, 0.05 for a p95 rule).
+    h
+        Evidence (nats) that raises the alarm.
+    shift
+        Half the logit distance between the two hypotheses around ``share``.
+
+    >>> c = BernoulliCusum(share=0.5, h=8.0)
+    >>> for _ in range(13):
+    ...     c.update(successes=11, n=20)    # 55 %: just above the boundary, for 13 steps
+    >>> c.alarm, round(c.value, 2)
+    (True, 10.4)
+    >>> c.reset(); c.update(successes=9, n=20); c.value
+    0.0
+    """
+
+    __slots__ = ("share", "h", "shift", "_up", "_down", "value")
+
+    def __init__(self, share: float, h: float, shift: float = 0.4) -> None:
+        self.h = h
+        self.shift = shift
+        self.value = 0.0
+        self.share = share
+        self.move(share)
+
+    def move(self, share: float) -> None:
+        """Judge against another boundary share from now on (the evidence gathered so far stays)."""
+        if not 0 < share < 1:
+            raise ValueError(f"share must be in (0, 1), got {share}")
+        logit = math.log(share / (1 - share))
+        p0 = 1 / (1 + math.exp(-(logit - self.shift)))
+        p1 = 1 / (1 + math.exp(-(logit + self.shift)))
+        self.share = share
+        self._up = math.log(p1 / p0)
+        self._down = math.log((1 - p1) / (1 - p0))
+
+    def update(self, successes: int, n: int) -> None:
+        if n <= 0:
+            return
+        v = self.value + successes * self._up + (n - successes) * self._down
+        # capped: after a long incident the statistic must fall back below h within minutes
+        self.value = min(max(0.0, v), 2.0 * self.h)
+
+    @property
+    def alarm(self) -> bool:
+        return self.value >= self.h
+
+    def reset(self) -> None:
+        self.value = 0.0
+
+
+class Ewma:
+    """Exponentially weighted mean, bias-corrected, reported once ``warm`` updates came in.
+
+    Parameters
+    ----------
+    halflife
+        Updates after which an old value weighs half.
+    warm
+        Updates needed before :meth:`value` reports (None until then: warming).
+
+    >>> m = Ewma(halflife=10, warm=2)
+    >>> m.update(0.2); m.value() is None
+    True
+    >>> m.update(0.4); round(m.value(), 3)
+    0.303
+    """
+
+    __slots__ = ("alpha", "warm", "n", "_num", "_den")
+
+    def __init__(self, halflife: float, warm: int) -> None:
+        self.alpha = 1.0 - 0.5 ** (1.0 / max(halflife, 1e-9))
+        self.warm = warm
+        self.n = 0
+        self._num = self._den = 0.0
+
+    def update(self, x: float) -> None:
+        keep = 1.0 - self.alpha
+        self._num = self._num * keep + x
+        self._den = self._den * keep + 1.0
+        self.n += 1
+
+    def value(self) -> float | None:
+        return self._num / self._den if self.n >= max(self.warm, 1) else None
+
+    def export(self) -> dict[str, Any]:
+        return {"n": self.n, "num": self._num, "den": self._den}
+
+    def install(self, state: dict[str, Any]) -> None:
+        n, num, den = int(state["n"]), float(state["num"]), float(state["den"])
+        if n < 0 or not (math.isfinite(num) and math.isfinite(den)) or den < 0:
+            raise ValueError(f"not an exponentially weighted mean: {state!r}")
+        self.n, self._num, self._den = n, num, den
+
+
+class NormalShare:
+    """The share of requests past a rule's threshold in quiet minutes, and the boundary it implies.
+
+    A rule that fires when ``share`` of the requests are past its threshold demands, once it has
+    learned what is normal for the key, ``max(share, 1.5 x normal + 0.4 x share)``: a key that sits
+    near the line in normal times (a TTFT split between two modes, a heavy tail whose p95 baseline
+    runs low) needs a real shift to fire; a key far from it is judged at ``share``. It learns slowly
+    (a 6-hour half-life), so an hour of creeping drift cannot teach it that the drift is normal.
+
+    >>> ns = NormalShare(share=0.5, min_requests=10, warm=2, halflife=60)
+    >>> for _ in range(2):
+    ...     ns.add(n=100, k=47); _ = ns.minute(learn=True)
+    >>> round(ns.boundary, 3)
+    0.905
+    """
+
+    __slots__ = ("share", "min_requests", "mean", "pool", "boundary")
+
+    def __init__(self, share: float, min_requests: int, warm: int = 30, halflife: float = 360.0) -> None:
+        self.share = share
+        self.min_requests = max(1, min_requests)
+        self.mean = Ewma(halflife, warm)
+        self.pool = [0, 0]  # requests and those past the threshold since the last learning
+        self.boundary = share
+
+    def add(self, n: int, k: int) -> None:
+        self.pool[0] += n
+        self.pool[1] += k
+
+    def minute(self, learn: bool) -> bool:
+        """At a minute's end: learn the pooled share (a quiet key pools minutes); True when the
+        boundary moved."""
+        n, k = self.pool
+        if n < self.min_requests:
+            return False
+        self.pool = [0, 0]
+        if not learn:
+            return False
+        self.mean.update(k / n)
+        normal = self.mean.value()
+        boundary = self.share if normal is None else min(max(self.share, 1.5 * normal + 0.4 * self.share), 0.95)
+        moved, self.boundary = boundary != self.boundary, boundary
+        return moved
+
+    def export(self) -> dict[str, Any]:
+        return {"mean": self.mean.export(), "pool": list(self.pool), "boundary": self.boundary}
+
+    def install(self, state: dict[str, Any]) -> None:
+        self.mean.install(state["mean"])
+        pool = [int(x) for x in state["pool"]]
+        boundary = float(state["boundary"])
+        if len(pool) != 2 or min(pool) < 0 or not self.share <= boundary <= 0.95:
+            raise ValueError(f"not a normal share: {state!r}")
+        self.pool, self.boundary = pool, boundary
+
+
+class SampleRing:
+    """The recent steps' samples, thinned to ``keep`` per step: quantiles of the last minute for
+    readings and findings at a bounded cost in memory, whatever the traffic.
+
+    >>> r = SampleRing(width=2, keep=4)
+    >>> r.push([0.1, 0.2]); r.push([0.3, 0.4, 0.5])
+    >>> r.quantile(0.5)
+    0.3
+    >>> r.push([])
+    >>> r.quantile(0.5)
+    0.4
+    """
+
+    __slots__ = ("width", "keep", "_parts", "_sorted")
+
+    def __init__(self, width: int, keep: int = 64) -> None:
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.width = width
+        self.keep = keep
+        self._parts: deque[list[float]] = deque(maxlen=width)
+        self._sorted: list[float] | None = None
+
+    def push(self, xs: list[float]) -> None:
+        """One step's samples, sorted."""
+        self._parts.append(thin(xs, self.keep))
+        self._sorted = None
+
+    def sorted(self) -> list[float]:
+        """Every kept sample of the window, sorted."""
+        if self._sorted is None:
+            out: list[float] = []
+            for p in self._parts:
+                out.extend(p)
+            out.sort()
+            self._sorted = out
+        return self._sorted
+
+    def quantile(self, q: float, last: int | None = None) -> float | None:
+        """Quantile ``q`` over the window, or over its ``last`` steps."""
+        if last is None or last >= len(self._parts):
+            return quantile_sorted(self.sorted(), q)
+        parts = list(self._parts)[-last:]
+        return quantile_sorted(sorted(x for p in parts for x in p), q)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self._parts)
+
+    def export(self) -> list[list[float]]:
+        return [list(p) for p in self._parts]
+
+    def install(self, parts: list[list[float]]) -> None:
+        self._parts.clear()
+        self._sorted = None
+        for p in parts[-self.width:]:
+            self.push(sorted(float(x) for x in p))

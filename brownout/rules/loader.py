@@ -1,7 +1,7 @@
 """Load a rule file: the default pack first, then the file over it, then validation naming field and line.
 
 >>> rs = load_rules()
->>> rs.rule("ttft_drift")["fire_ratio"], rs.step
+>>> rs.rule("ttft_drift").fire_ratio, rs.step
 (1.2, 5.0)
 >>> import tempfile, os
 >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -21,7 +21,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from brownout.rules.model import SCHEMA, Override, RuleError, RuleSet, _merge, check_rule
+from brownout.detectors.registry import RULES
+from brownout.detectors.settings import Settings, SettingError
+from brownout.rules.model import SECTIONS, Override, RuleError, RuleSet
 
 __all__ = ["load_rules", "parse_rules", "default_text"]
 
@@ -54,44 +56,65 @@ def parse_rules(text: str, source: str | None = "<string>") -> RuleSet:
                         line=lines.get(""), source=source)
 
     def fail(path: str, message: str) -> RuleError:
-        return RuleError(path, message, line=lines.get(path), source=source)
+        return RuleError(path, message, line=lines.get(path) or _parent_line(lines, path), source=source)
 
-    allowed = set(SCHEMA) | {"overrides", "breaker"}
+    allowed = set(SECTIONS) | {"rules", "overrides", "breaker"}
     for k in top:
         if k not in allowed:
             raise fail(str(k), f"unknown section; valid sections are: {', '.join(sorted(allowed))}")
-    sections = ("overrides", "breaker")
-    merged = _merge({k: v for k, v in defaults.items() if k not in sections},
-                    {k: v for k, v in top.items() if k not in sections})
-    checked = _validate(merged, SCHEMA, "", fail)
-    for name, settings in checked["rules"].items():
-        _cross(name, settings, f"rules.{name}", lines, source)
+    built: dict[str, Settings] = {}
+    for section, cls in SECTIONS.items():
+        built[section] = _settings(cls, top.get(section), defaults.get(section), section, fail)
+    user_rules = top.get("rules") or {}
+    if not isinstance(user_rules, dict):
+        raise fail("rules", "must be a mapping of rule name to settings")
+    for name in user_rules:
+        if name not in RULES:
+            raise fail(f"rules.{name}", f"unknown rule; valid rules are: {', '.join(RULES)}")
+    rules: dict[str, Settings] = {}
+    for name, cls in RULES.items():
+        rules[name] = _settings(cls.Settings, user_rules.get(name), (defaults.get("rules") or {}).get(name),
+                                f"rules.{name}", fail)
 
     overrides = []
     raw_overrides = top.get("overrides", defaults.get("overrides")) or []
     if not isinstance(raw_overrides, list):
         raise fail("overrides", "must be a list of {match, rules}")
     for i, entry in enumerate(raw_overrides):
-        overrides.append(_override(entry, f"overrides[{i}]", checked["rules"], fail, lines, source))
+        overrides.append(_override(entry, f"overrides[{i}]", rules, fail))
 
     breaker = top.get("breaker", defaults.get("breaker")) or {}
     if not isinstance(breaker, dict):
         raise fail("breaker", f"must be a mapping, got {breaker!r}")
     _check_breaker(breaker, lines, source)
-    return RuleSet(checked["rules"], engine=checked["engine"], baseline=checked["baseline"],
+    return RuleSet(rules, engine=built["engine"], baseline=built["baseline"],  # type: ignore[arg-type]
                    overrides=tuple(overrides), breaker_settings=breaker, source=source)
 
 
-def _cross(name: str, settings: Mapping[str, Any], path: str, lines: dict[str, int], source: str | None) -> None:
+def _settings(cls: type[Settings], user: Any, default: Any, path: str, fail: Any) -> Settings:
+    """The class defaults, then the default pack's values, then the file's; errors name the field."""
+    for part, where in ((default, "default.yaml"), (user, path)):
+        if part is not None and not isinstance(part, dict):
+            raise fail(path, f"must be a mapping of settings, got {part!r}")
     try:
-        check_rule(name, settings, path)
-    except RuleError as exc:
-        raise RuleError(exc.field, exc.message, line=lines.get(exc.field) or lines.get(path),
-                        source=source) from None
+        base = cls.from_mapping(default)
+    except SettingError as exc:  # a broken default pack is a bug of ours: say where
+        raise RuleError(f"{path}.{exc.field}", exc.message, source="default.yaml") from None
+    try:
+        return cls.from_mapping(user, base) if user else base
+    except SettingError as exc:
+        raise fail(f"{path}.{exc.field}", exc.message) from None
 
 
-def _override(entry: Any, path: str, base: Mapping[str, Any], fail: Any, lines: dict[str, int],
-              source: str | None) -> Override:
+def _parent_line(lines: dict[str, int], path: str) -> int | None:
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        if path in lines:
+            return lines[path]
+    return None
+
+
+def _override(entry: Any, path: str, base: Mapping[str, Settings], fail: Any) -> Override:
     if not isinstance(entry, dict):
         raise fail(path, "must be a mapping with `match` and `rules`")
     for k in entry:
@@ -119,38 +142,18 @@ def _override(entry: Any, path: str, base: Mapping[str, Any], fail: Any, lines: 
     checked: dict[str, dict[str, Any]] = {}
     for name, settings in rules.items():
         rpath = f"{path}.rules.{name}"
-        if name not in SCHEMA["rules"]:
-            raise fail(rpath, f"unknown rule; valid rules are: {', '.join(SCHEMA['rules'])}")
+        if name not in RULES:
+            raise fail(rpath, f"unknown rule; valid rules are: {', '.join(RULES)}")
         if not isinstance(settings, dict):
             raise fail(rpath, "must be a mapping of settings")
-        part = _validate(settings, SCHEMA["rules"][name], rpath, fail, partial=True)
-        full = _merge(base[name], part)
-        _cross(name, full, rpath, lines, source)
+        cls = type(base[name])
+        try:
+            part = cls.check_partial(settings)
+            cls.from_mapping(part, base[name])  # cross-field checks against the defaults
+        except SettingError as exc:
+            raise fail(f"{rpath}.{exc.field}", exc.message) from None
         checked[name] = part
     return Override(globs["provider"], globs["region"], globs["model"], checked)
-
-
-def _validate(value: Any, schema: Mapping[str, Any], path: str, fail: Any, partial: bool = False) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise fail(path, f"must be a mapping, got {value!r}")
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        p = f"{path}.{k}" if path else str(k)
-        spec = schema.get(k)
-        if spec is None:
-            raise fail(p, f"unknown field; valid fields are: {', '.join(schema)}")
-        if isinstance(spec, dict):
-            out[k] = _validate(v, spec, p, fail, partial)
-        else:
-            try:
-                out[k] = spec(v)
-            except ValueError as exc:
-                raise fail(p, str(exc)) from None
-    if not partial:
-        for k in schema:
-            if k not in out:
-                raise fail(f"{path}.{k}" if path else k, "missing (the default pack must set every field)")
-    return out
 
 
 def _check_breaker(breaker: dict[str, Any], lines: dict[str, int], source: str | None) -> None:

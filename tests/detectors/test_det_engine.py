@@ -105,41 +105,53 @@ def test_status_reports_readings_and_warming():
         s.requests = 0  # type: ignore[misc]
 
 
-def test_snapshot_restore_continues_identically():
+def test_a_key_exported_and_installed_judges_on_identically():
+    import orjson
+
     events = list(stream(2400, rate=10, ttft=lambda t: 0.9 if t > 1500 else 0.4))
     cut = next(i for i, e in enumerate(events) if e.start > 1200)
     whole = replay(events)
     engine = Engine()
     head = replay(events[:cut], engine, final=False)
-    restored = Engine.restore(engine.snapshot())
+    doc = orjson.loads(orjson.dumps(engine.export_key(KEY)))  # plain JSON, nothing else
+    restored = Engine()
+    assert restored.install_key(KEY, doc) == "restored"
     tail = replay(events[cut:], restored)
     assert head + tail == whole
     assert any(f.rule == "ttft_drift" for f in tail)
 
 
-def test_per_key_snapshots_restore_like_the_whole():
-    events = list(stream(2400, rate=10, ttft=lambda t: 0.9 if t > 1500 else 0.4))
-    other = Key("anthropic", "us-east-1", "claude")
-    events = merge(events, stream(2400, rate=5, key=other, seed=3))
-    cut = next(i for i, e in enumerate(events) if e.start > 1200)
+def test_a_state_that_does_not_fit_is_refused_and_changes_nothing():
     engine = Engine()
-    replay(events[:cut], engine, final=False)
-    blobs = engine.snapshot_keys()
-    assert set(blobs) == {KEY, other}
-    a, b = Engine.restore(blobs), Engine.restore(engine.snapshot())
-    assert replay(events[cut:], a) == replay(events[cut:], b)
-
-
-def test_restore_refuses_foreign_pickles():
-    import os
-    import pickle
-
-    import zlib
-
-    evil = zlib.compress(pickle.dumps({"v": 1, "keys": {}, "x": os.system}))
-    for data in (evil, b"not a pickle", zlib.compress(pickle.dumps([1, 2])), pickle.dumps({"v": 1})):
+    replay(stream(900, rate=10), engine, final=False)
+    good = engine.export_key(KEY)
+    before = engine.status()[KEY]
+    broken = [
+        {**good, "v": 1},
+        {**good, "late": -1},
+        {**good, "counts": [[1, 2]]},
+        {**good, "signals": {**good["signals"], "ttft": {**good["signals"]["ttft"], "baselines": {}}}},
+        {**good, "rules": {**good["rules"], "error_rate": {**good["rules"]["error_rate"],
+                                                          "state": {"sums": [["x", 1]]}}}},
+        {**good, "open": [[1, {"counts": [1, 2, 3]}]]},
+        "not a mapping",
+    ]
+    for doc in broken:
         with pytest.raises(ValueError):
-            Engine.restore(data)
+            engine.install_key(KEY, doc)  # type: ignore[arg-type]
+        assert engine.status()[KEY] == before
+
+
+def test_after_a_rule_change_the_rules_that_changed_start_fresh():
+    from brownout.rules import parse_rules
+
+    old = Engine()
+    replay(stream(900, rate=10), old, final=False)
+    new = Engine(parse_rules("rules:\n  error_rate:\n    window: 120\n"))
+    assert new.install_key(KEY, old.export_key(KEY)) == "restored_partly"
+    assert new.status()[KEY].ttft_p50_baseline == old.status()[KEY].ttft_p50_baseline
+    changed = next(d for d in new._keys[KEY].detectors if d.rule == "error_rate")
+    assert changed.sums.empty  # its windows start over
 
 
 def test_memory_per_key_is_bounded_by_windows_not_traffic():
@@ -151,7 +163,9 @@ def test_memory_per_key_is_bounded_by_windows_not_traffic():
     engine.advance(3600.0)
     ks = engine._keys[KEY]
     assert len(ks.open) <= 3
-    assert all(len(h._parts) <= h.width for h in ks.hists.values())
+    for sig in ks.signals.values():
+        assert sum(len(p) for p in sig.ring.export()) <= sig.ring.width * sig.ring.keep
+        assert all(len(v) < 1000 for v in sig.carry.values())
 
 
 def test_public_surface():

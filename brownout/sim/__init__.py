@@ -56,6 +56,8 @@ class Traffic:
     deadline: float | None = None
     shape: Callable[[float], float] | None = None  # rate multiplier over time (diurnal)
     ttft_scale: float = 1.0  # e.g. a recurring peak: latency grows with load
+    stall_after: float | None = None  # as the hooks do: report a call still without a first token then
+    load_latency: float = 0.0  # TTFT x (1 + load_latency x (shape - 1)): providers slow down with load
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,10 @@ class Incident:
     """A degradation of one key between ``start`` and ``end`` (seconds, event time).
 
     Factors multiply TTFT and inter-token latency; ``tail_fraction`` of requests get
-    ``tail_factor`` x their duration (a p95 blow-up with the median unchanged); ``ramp``
-    grows the factors linearly from 1 over the incident (a slow creep).
+    ``tail_factor`` x their duration (``tail_on="request"``: a p95 blow-up with the median
+    unchanged) or x their first token only (``tail_on="ttft"``); ``ramp`` grows the factors
+    linearly from 1 over the incident (a slow creep). Failed calls take ``error_duration``
+    seconds when set (a client timeout), else they fail fast.
     """
 
     key: Key
@@ -77,6 +81,8 @@ class Incident:
     tail_fraction: float = 0.0
     tail_factor: float = 1.0
     ramp: bool = False
+    tail_on: str = "request"
+    error_duration: float | None = None
     name: str = ""
 
     def weight(self, t: float) -> float:
@@ -120,6 +126,8 @@ class Simulator:
                 continue
             starts = np.sort(self.rng.uniform(t0, t1, n))
             ttft = self._sample(prof["ttft_s"], n) * tr.ttft_scale
+            if tr.load_latency and tr.shape:
+                ttft *= max(0.1, 1.0 + tr.load_latency * (tr.shape(mid) - 1.0))
             itl = self._sample(prof["itl_s"], n)
             out_tok = np.maximum(1, self._sample(work["output_tokens"], n)).astype(int)
             in_tok = np.maximum(1, self._sample(work["input_tokens"], n)).astype(int)
@@ -132,7 +140,8 @@ class Simulator:
                 f_ttft = f_itl = 1.0
                 err_p = tr.error_rate
                 err_types: tuple[str, ...] = ("503", "429")
-                tail = 1.0
+                tail = ttft_tail = 1.0
+                err_duration = None
                 for inc in incs:
                     w = inc.weight(s)
                     if w <= 0:
@@ -140,24 +149,34 @@ class Simulator:
                     f_ttft *= 1.0 + (inc.ttft_factor - 1.0) * w
                     f_itl *= 1.0 + (inc.itl_factor - 1.0) * w
                     err_p = max(err_p, inc.error_rate * w)
-                    err_types = inc.error_types
+                    if inc.error_rate * w >= err_p:
+                        err_types, err_duration = inc.error_types, inc.error_duration
                     if tail_u[j] < inc.tail_fraction * w:
-                        tail = inc.tail_factor
-                t_first = float(ttft[j]) * f_ttft
+                        if inc.tail_on == "ttft":
+                            ttft_tail = inc.tail_factor
+                        else:
+                            tail = inc.tail_factor
+                t_first = float(ttft[j]) * f_ttft * ttft_tail
                 gap = float(itl[j]) * f_itl
                 if err_u[j] < err_p:
                     etype = err_types[int(jitter[j] * len(err_types)) % len(err_types)]
-                    out.append(Event(tr.key, s, round(min(t_first, 0.05 + 0.2 * jitter[j]), 6), stream=tr.stream,
+                    took = err_duration if err_duration is not None else min(t_first, 0.05 + 0.2 * jitter[j])
+                    out.append(Event(tr.key, s, round(took, 6), stream=tr.stream,
                                      error_type=etype, status_code=int(etype) if etype.isdigit() else None,
                                      input_tokens=int(in_tok[j]), deadline=tr.deadline,
                                      finish_reasons=("error",)))
                     continue
                 n_out = int(out_tok[j])
                 duration = (t_first + gap * max(0, n_out - 1)) * tail
-                out.append(Event(tr.key, s, round(duration, 6), stream=tr.stream, ttft=round(t_first * tail, 6),
+                if tr.stall_after is not None and t_first * tail > tr.stall_after:
+                    out.append(Event(tr.key, s, tr.stall_after, stream=tr.stream, stall=True,
+                                     ttft_at_least=tr.stall_after))
+                out.append(Event(tr.key, s, round(duration, 6), stream=tr.stream,
+                                 ttft=round(t_first * tail, 6) if tr.stream else None,
                                  input_tokens=int(in_tok[j]), output_tokens=n_out,
                                  response_model=tr.key.model, finish_reasons=("stop",),
-                                 itl_p50=round(gap, 6), itl_p95=round(gap * 1.3, 6), itl_max=round(gap * 3, 6),
-                                 deadline=tr.deadline))
-        out.sort(key=lambda e: (e.start, str(e.key)))
+                                 itl_p50=round(gap, 6) if tr.stream else None,
+                                 itl_p95=round(gap * 1.3, 6) if tr.stream else None,
+                                 itl_max=round(gap * 3, 6) if tr.stream else None, deadline=tr.deadline))
+        out.sort(key=lambda e: (e.start, str(e.key), e.duration))
         return out

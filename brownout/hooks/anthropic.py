@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from time import perf_counter
 from typing import Any, Callable
 
 from brownout.hooks._observation import Observation
@@ -80,7 +79,8 @@ class MessagesAdapter:
 MESSAGES = MessagesAdapter()
 
 
-def _target(client: Any) -> Target:
+def _target(resource: Any) -> Target:
+    client = resource._client
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:
@@ -116,14 +116,14 @@ def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = call_observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self), kwargs.get("model"), True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
             return manager
 
         def request() -> Any:
-            obs.t0 = perf_counter()
+            obs.start()
             try:
                 raw = api_request()
             except BaseException as exc:
@@ -146,14 +146,14 @@ def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = call_observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self), kwargs.get("model"), True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
             return manager
 
         async def request() -> Any:
-            obs.t0 = perf_counter()
+            obs.start()
             try:
                 raw = await api_request
             except BaseException as exc:

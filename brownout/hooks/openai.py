@@ -112,7 +112,8 @@ RESPONSES = ResponsesAdapter()
 
 
 # --- targets --------------------------------------------------------------------------------
-def _target(client: Any) -> Target:
+def _target(resource: Any) -> Target:
+    client = resource._client
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:

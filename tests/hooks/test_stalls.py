@@ -275,23 +275,12 @@ async def test_hedged_stream_that_lost_the_race(captured, server):
     await c.close()
 
 
-async def test_observe_cancelled(captured):
-    async def call() -> None:
-        async with observe(provider="openai", region="eastus", model="gpt-4o", stream=True):
-            await asyncio.sleep(10)
-
-    task = asyncio.create_task(call())
-    await asyncio.sleep(0.05)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    ev = captured.one()
-    assert ev.error_type == "cancelled" and ev.ttft_at_least == pytest.approx(ev.duration, abs=1e-6)
-
-
-async def test_cancelled_after_the_first_chunk_is_no_error(captured):
+@pytest.mark.parametrize("chunks", [0, 1])
+async def test_observe_cancelled_before_and_after_the_first_chunk(captured, chunks):
     async def call() -> None:
         async with observe(provider="openai", region="eastus", model="gpt-4o", stream=True) as obs:
-            obs.chunk()
+            for _ in range(chunks):
+                obs.chunk()
             await asyncio.sleep(10)
 
     task = asyncio.create_task(call())
@@ -299,7 +288,10 @@ async def test_cancelled_after_the_first_chunk_is_no_error(captured):
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     ev = captured.one()
-    assert ev.error_type is None and ev.ttft is not None and ev.ttft_at_least is None
+    if chunks:  # the caller stopped reading, as with a break
+        assert ev.error_type is None and ev.ttft is not None and ev.ttft_at_least is None
+    else:
+        assert ev.error_type == "cancelled" and ev.ttft_at_least == pytest.approx(ev.duration, abs=1e-6)
 
 
 def test_anthropic_stream_left_before_its_first_chunk(captured, server):

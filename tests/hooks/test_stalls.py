@@ -38,17 +38,24 @@ def configure():
     hooks.configure()
 
 
-def _release_after_stall(hold: threading.Event) -> threading.Thread:
-    """Let the held first chunk go once the exporter has reported the stall (or after 20 s)."""
-    def run() -> None:
-        deadline = time.monotonic() + 20
-        while hooks.stats()["stalls"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        hold.set()
+def _wait_for_a_stall() -> None:
+    deadline = time.monotonic() + 20
+    while hooks.stats()["stalls"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th
+
+def _held_call(server, call, **plan) -> None:
+    """``call()`` while the server holds its first chunk until the exporter has reported a stall
+    (or 20 s have passed): no timing assumption about the machine."""
+    hold = threading.Event()
+    server.plan(Plan(hold=hold, **plan))
+    releaser = threading.Thread(target=lambda: (_wait_for_a_stall(), hold.set()), daemon=True)
+    releaser.start()
+    try:
+        call()
+    finally:
+        hold.set()
+        releaser.join()
 
 
 def _openai(server):
@@ -88,14 +95,9 @@ def _bedrock(server):
 def test_a_held_stream_is_reported_once_as_a_stall_then_as_usual(configure, server, sdk):
     captured = configure(stall_after=0.1)
     key, call, close = sdk(server)
-    hold = threading.Event()
-    server.plan(Plan(chunks=4, hold=hold))
-    releaser = _release_after_stall(hold)
     try:
-        call()
+        _held_call(server, call, chunks=4)
     finally:
-        hold.set()
-        releaser.join()
         close()
     stall, done = captured.events()
     assert hooks.stats()["stalls"] == 1
@@ -126,11 +128,7 @@ def test_threshold_from_the_callable_wins(configure, server):
 
     captured = configure(stall_threshold=threshold)
     key, call, close = _openai(server)
-    hold = threading.Event()
-    server.plan(Plan(hold=hold))
-    releaser = _release_after_stall(hold)
-    call()
-    releaser.join()
+    _held_call(server, call)
     close()
     assert [e.stall for e in captured.events()] == [True, None] and key in asked
 
@@ -144,11 +142,7 @@ def test_a_learned_threshold(configure, server):
         call()
     assert hooks.flush(10.0)
     assert watch.limit(key) is not None and watch.limit(Key("openai", "eastus", "other")) is None
-    hold = threading.Event()
-    server.plan(Plan(hold=hold))
-    releaser = _release_after_stall(hold)
-    call()
-    releaser.join()
+    _held_call(server, call)
     close()
     stalls = [e for e in captured.events() if e.stall]
     assert len(stalls) == 1 and stalls[0].ttft_at_least >= watch.limit(key)
@@ -166,9 +160,7 @@ def test_stall_reports_off(configure, server):
 def test_observe_by_hand_is_watched_too(configure):
     captured = configure(stall_after=0.05)
     with observe(provider="mistral_ai", region="eu-west-1", model="mistral-large", stream=True) as call:
-        deadline = time.monotonic() + 20
-        while hooks.stats()["stalls"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for_a_stall()
         call.chunk()
     stall, done = captured.events()
     assert stall.stall and stall.key == Key("mistral_ai", "eu-west-1", "mistral-large")

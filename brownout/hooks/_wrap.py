@@ -47,9 +47,8 @@ def failed(t: Target, model: Any, t0: float, exc: BaseException, obs: Observatio
     obs.end()
 
 
-def streamed_result(result: Any, stream_type: type | None, obs: Observation | None) -> bool:
-    if obs is None:
-        return False
+def streamed_result(result: Any, stream_type: type | None, obs: Observation) -> bool:
+    """True when a call that asked to stream got a stream back."""
     if stream_type is None or isinstance(result, stream_type):
         return True
     obs.done = True  # asked to stream but got something else (a raw response): not a stream we read
@@ -73,13 +72,16 @@ def sync_create(original: Callable[..., Any], target: Callable[[Any], Target], s
             return original(self, *args, **kwargs)
         stream = streamed or kwargs.get("stream") is True
         t0 = perf_counter()
-        obs = waiting_observation(t, kwargs.get("model"), t0) if stream else None
+        obs = None
+        if stream:
+            obs = call_observation(t, kwargs.get("model"), True, t0)
+            waiting[id(obs)] = obs  # the exporter's thread watches it for a stall
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
             failed(t, kwargs.get("model"), t0, exc, obs)
             raise
-        if streamed_result(result, stream_type, obs):
+        if obs is not None and streamed_result(result, stream_type, obs):
             return SyncStreamProxy(result, obs, adapter)
         emit((t, kwargs.get("model"), stream, t0, perf_counter(), result, adapter))
         return result
@@ -101,13 +103,16 @@ def async_create(original: Callable[..., Any], target: Callable[[Any], Target], 
             return await original(self, *args, **kwargs)
         stream = streamed or kwargs.get("stream") is True
         t0 = perf_counter()
-        obs = waiting_observation(t, kwargs.get("model"), t0) if stream else None
+        obs = None
+        if stream:
+            obs = call_observation(t, kwargs.get("model"), True, t0)
+            waiting[id(obs)] = obs
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
             failed(t, kwargs.get("model"), t0, exc, obs)
             raise
-        if streamed_result(result, stream_type, obs):
+        if obs is not None and streamed_result(result, stream_type, obs):
             return AsyncStreamProxy(result, obs, adapter)
         emit((t, kwargs.get("model"), stream, t0, perf_counter(), result, adapter))
         return result

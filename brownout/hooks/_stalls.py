@@ -123,6 +123,7 @@ class StallWatch:
         seconds); removes from ``waiting`` the ones that got a first chunk or ended."""
         out = []
         reported = self._reported
+        limits: dict[Key, float | None] = {}  # once per key per scan
         for k, obs in list(waiting.items()):
             if obs.done or obs.chunk_times or obs.ttft_at is not None:
                 del waiting[k]
@@ -133,7 +134,8 @@ class StallWatch:
             waited = now - obs.t0
             if waited < self.FLOOR and self.after == AUTO and self.threshold is None:
                 continue  # the common case: no learned threshold is below the floor
-            limit = self.limit(Key(obs.provider, obs.region, obs.model))
+            key = Key(obs.provider, obs.region, obs.model)
+            limit = limits[key] if key in limits else limits.setdefault(key, self.limit(key))
             if limit is not None and waited >= limit:
                 reported.add(k)
                 out.append(obs)

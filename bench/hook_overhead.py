@@ -300,73 +300,170 @@ def end_to_end(peers: tuple[str, ...], rounds: int, calls: int, stream_calls: in
 
 
 # --- parent: isolation ----------------------------------------------------------------------------
-def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
+def _per_op(fn: Callable[[], Any], n: int) -> float:
+    # CPU time of this thread: a loaded machine's descheduling does not count
+    t0 = time.thread_time()
+    for _ in range(n):
+        fn()
+    return (time.thread_time() - t0) / n
+
+
+def _drain(it: Any) -> None:
+    for _ in it:
+        pass
+
+
+class _Cases:
+    """Bare and hooked forms of one SDK's call path, in memory: a non-streamed call, a streamed
+    call (the wrapper, its stall watch and stream proxy over one chunk) and a chunk."""
+
+    def __init__(self, call: tuple[Callable[[], Any], Callable[[], Any]],
+                 streamed: tuple[Callable[[], Any], Callable[[], Any]], chunks: list[Any], adapter: Any,
+                 provider: str) -> None:
+        self.call, self.streamed, self.chunks, self.adapter, self.provider = call, streamed, chunks, adapter, provider
+
+
+def _openai_cases(n_chunks: int) -> _Cases:
     import openai
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-    import brownout.hooks as hooks
     from brownout.hooks import openai as oh
-    from brownout.hooks._observation import Observation
-    from brownout.hooks._streams import SyncStreamProxy
-    from brownout.transport import MemoryTransport
 
     ready = ChatCompletion.model_validate({
         "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-2025",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}})
-
-    def original(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return ready
-
-    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="bench")
-    resource = client.chat.completions
-    wrapped = oh._sync_wrapper(original, oh.CHAT)
-
-    def loop(fn: Callable[..., Any]) -> float:
-        t0 = time.perf_counter()
-        for _ in range(n_calls):
-            fn(resource, model="gpt-4o", messages=MESSAGES)
-        return (time.perf_counter() - t0) / n_calls
-
     chunks = [ChatCompletionChunk.model_validate({
         "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-2025",
         "choices": [{"index": 0, "delta": {"content": "t"}, "finish_reason": None}]}) for _ in range(n_chunks)]
 
-    def bare_list() -> float:
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            for _c in chunks:
-                pass
-        return (time.perf_counter() - t0) / (repeats * n_chunks)
+    class ReadyStream(openai.Stream):  # type: ignore[type-arg]
+        def __init__(self) -> None:  # no response: iterates one ready chunk
+            pass
 
-    def proxied_list() -> float:
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            obs = Observation("openai", "local", "gpt-4o", stream=True).start()
-            for _c in SyncStreamProxy(chunks, obs, oh.CHAT):
-                pass
-        return (time.perf_counter() - t0) / (repeats * n_chunks)
+        def __iter__(self) -> Any:
+            return iter(chunks[:1])
+
+        def close(self) -> None:
+            pass
+
+    def original(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return ReadyStream() if kwargs.get("stream") else ready
+
+    client = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="bench")
+    resource = client.chat.completions
+    wrapped = oh._sync_wrapper(original, oh.CHAT)
+    kw = {"model": "gpt-4o", "messages": MESSAGES}
+    return _Cases((lambda: original(resource, **kw), lambda: wrapped(resource, **kw)),
+                  (lambda: _drain(original(resource, stream=True, **kw)),
+                   lambda: _drain(wrapped(resource, stream=True, **kw))), chunks, oh.CHAT, "openai")
+
+
+def _genai_cases(n_chunks: int) -> _Cases:
+    from google import genai
+    from google.genai import types
+
+    from brownout.hooks import genai as gh
+    from brownout.hooks._wrap import sync_create
+
+    def response(last: bool) -> Any:
+        cand: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": "t"}]}, "index": 0}
+        if last:
+            cand["finishReason"] = "STOP"
+        return types.GenerateContentResponse.model_validate({
+            "candidates": [cand], "modelVersion": "gemini-2.0-flash-001",
+            "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 3, "totalTokenCount": 14}})
+
+    ready = response(True)
+    chunks = [response(False) for _ in range(n_chunks)]
+
+    def content(self: Any, **kwargs: Any) -> Any:
+        return ready
+
+    def stream(self: Any, **kwargs: Any) -> Any:
+        yield from chunks[:1]
+
+    client = genai.Client(api_key="bench", http_options=types.HttpOptions(base_url="http://127.0.0.1:9"))
+    models = client.models
+    wrapped = sync_create(content, gh._target, None, gh.CONTENT)
+    wrapped_stream = sync_create(stream, gh._target, None, gh.CONTENT, streamed=True)
+    kw = {"model": "gemini-2.0-flash", "contents": "hello"}
+    return _Cases((lambda: content(models, **kw), lambda: wrapped(models, **kw)),
+                  (lambda: _drain(stream(models, **kw)), lambda: _drain(wrapped_stream(models, **kw))),
+                  chunks, gh.CONTENT, "gcp.gemini")
+
+
+def _bedrock_cases(n_chunks: int) -> _Cases:
+    import boto3
+
+    from brownout.hooks import bedrock as bh
+
+    ready = {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}}, "stopReason": "end_turn",
+             "usage": {"inputTokens": 11, "outputTokens": 3, "totalTokens": 14}, "metrics": {"latencyMs": 5},
+             "ResponseMetadata": {"HTTPStatusCode": 200}}
+    chunks = [{"contentBlockDelta": {"delta": {"text": "t"}, "contentBlockIndex": 0}} for _ in range(n_chunks)]
+
+    def original(self: Any, operation_name: str, api_params: Any) -> Any:
+        return {"stream": iter(chunks[:1])} if operation_name == "ConverseStream" else ready
+
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+    wrapped = bh._wrapper(original)
+    params = {"modelId": "anthropic.claude-3-5-sonnet-20240620-v1:0", "messages": []}
+    return _Cases((lambda: original(client, "Converse", params), lambda: wrapped(client, "Converse", params)),
+                  (lambda: _drain(original(client, "ConverseStream", params)["stream"]),
+                   lambda: _drain(wrapped(client, "ConverseStream", params)["stream"])),
+                  chunks, bh.CONVERSE, "aws.bedrock")
+
+
+def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
+    """Each SDK's wrapper against the bare call, in memory, in CPU time of the calling thread, fastest of 7 rounds (per call, per
+    streamed call, per chunk of a ready list), then the exporter thread's CPU per event."""
+    import brownout.hooks as hooks
+    from brownout.hooks._observation import Observation, waiting
+    from brownout.hooks._streams import SyncStreamProxy
+    from brownout.transport import MemoryTransport
 
     # The exporter's thread is parked (long interval) while the caller's side is timed, then
     # timed on its own: it runs during the app's I/O waits, not on the call's path.
     hooks.configure(transport=MemoryTransport(), max_queue=10_000_000, batch_size=4096, interval=3600)
-    bare_c, hook_c, bare_k, hook_k = [], [], [], []
-    for _ in range(5):
-        bare_c.append(loop(original))
-        hook_c.append(loop(wrapped))
-        bare_k.append(bare_list())
-        hook_k.append(proxied_list())
+    out: dict[str, float] = {}
+    for name, make in (("brownout", _openai_cases), ("genai", _genai_cases), ("bedrock", _bedrock_cases)):
+        case = make(n_chunks)
+
+        def bare_list() -> None:
+            for _ in range(repeats):
+                for _c in case.chunks:
+                    pass
+
+        def proxied_list() -> None:
+            for _ in range(repeats):
+                obs = Observation(case.provider, "local", "m", stream=True).start()
+                for _c in SyncStreamProxy(case.chunks, obs, case.adapter):
+                    pass
+
+        rounds: dict[str, list[float]] = {k: [] for k in ("bc", "hc", "bs", "hs", "bk", "hk")}
+        for _ in range(7):
+            rounds["bc"].append(_per_op(case.call[0], n_calls))
+            rounds["hc"].append(_per_op(case.call[1], n_calls))
+            rounds["bs"].append(_per_op(case.streamed[0], n_calls // 4))
+            rounds["hs"].append(_per_op(case.streamed[1], n_calls // 4))
+            rounds["bk"].append(_per_op(bare_list, 1) / (repeats * n_chunks))
+            rounds["hk"].append(_per_op(proxied_list, 1) / (repeats * n_chunks))
+            waiting.clear()  # what the exporter's thread does every interval (parked here)
+        best = {k: min(v) for k, v in rounds.items()}
+        out[f"{name}_isolated_us_per_call"] = round((best["hc"] - best["bc"]) * 1e6, 2)
+        out[f"{name}_isolated_us_per_streamed_call"] = round((best["hs"] - best["bs"]) * 1e6, 2)
+        out[f"{name}_isolated_us_per_chunk"] = round((best["hk"] - best["bk"]) * 1e6, 3)
+        if name == "brownout":
+            out["isolated_bare_us_per_call"] = round(best["bc"] * 1e6, 3)
+            out["isolated_bare_us_per_chunk"] = round(best["bk"] * 1e6, 3)
     queued = hooks.stats()["queued"]
     t0 = time.perf_counter()
     hooks.flush(600.0)
-    background = (time.perf_counter() - t0) / max(1, queued)
+    out["brownout_background_us_per_event"] = round((time.perf_counter() - t0) / max(1, queued) * 1e6, 1)
     hooks.shutdown()
-    client.close()
-    return {"brownout_isolated_us_per_call": round((min(hook_c) - min(bare_c)) * 1e6, 2),
-            "brownout_isolated_us_per_chunk": round((min(hook_k) - min(bare_k)) * 1e6, 3),
-            "isolated_bare_us_per_call": round(min(bare_c) * 1e6, 3),
-            "isolated_bare_us_per_chunk": round(min(bare_k) * 1e6, 3),
-            "brownout_background_us_per_event": round(background * 1e6, 1)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-calls", type=int, default=3, help="streamed calls per mode per round")
     ap.add_argument("--chunks", type=int, default=100, help="content chunks per streamed call")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to compare (default: all)")
+    ap.add_argument("--isolated-only", action="store_true", help="only the in-memory measurements (quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -387,9 +485,12 @@ def main(argv: list[str] | None = None) -> int:
     import openai
 
     result: dict[str, Any] = {"python": sys.version.split()[0], "openai": openai.__version__}
-    result.update(end_to_end(tuple(p for p in args.peers.split(",") if p), args.rounds, args.calls,
-                             args.stream_calls, args.chunks))
+    if not args.isolated_only:
+        result.update(end_to_end(tuple(p for p in args.peers.split(",") if p), args.rounds, args.calls,
+                                 args.stream_calls, args.chunks))
     result.update(isolated(n_calls=20_000, n_chunks=1_000, repeats=50))
+    if args.isolated_only:
+        return _print(result, args.json)
     # Peer cost over ours; ours is the larger of the offline difference (noisy, may be <= 0) and
     # the isolated measurement, so the ratio is not flattered by noise.
     for peer in PEERS:
@@ -398,7 +499,11 @@ def main(argv: list[str] | None = None) -> int:
             theirs = result[f"{peer}_offline_us_per_{unit}"]
             result[f"{peer}_offline_{unit}_ratio"] = \
                 round(theirs / ours, 1) if ours > 0 and theirs is not None and theirs > 0 else None
-    if args.json:
+    return _print(result, args.json)
+
+
+def _print(result: dict[str, Any], as_json: bool) -> int:
+    if as_json:
         print(json.dumps(result, indent=1))
     else:
         width = max(len(k) for k in result)

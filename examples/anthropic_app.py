@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import json
-
 import anthropic
 
 import brownout.hooks
-from brownout.codec import decode
 from brownout.hooks.testing import FakeLLMServer, Plan
 from brownout.transport import MemoryTransport
+
+from _events import print_events  # noqa: E402  (examples/_events.py)
 
 
 def main() -> None:
@@ -33,10 +32,7 @@ def main() -> None:
     except anthropic.APIStatusError as exc:
         print("provider said", exc.status_code)
 
-    brownout.hooks.flush()
-    for rec in topic.records("brownout.events"):
-        for ev in decode(rec.value, rec.header("content-type").decode()):
-            print(rec.key.decode(), json.dumps(ev.to_flat()))
+    print_events(topic)
     server.close()
 
 

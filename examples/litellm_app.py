@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -14,9 +13,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: E402
 
 import brownout.hooks  # noqa: E402
-from brownout.codec import decode  # noqa: E402
 from brownout.hooks.testing import FakeLLMServer, Plan  # noqa: E402
 from brownout.transport import MemoryTransport  # noqa: E402
+
+from _events import print_events  # noqa: E402  (examples/_events.py)
 
 
 def main() -> None:
@@ -35,10 +35,7 @@ def main() -> None:
         print("provider said", getattr(exc, "status_code", exc))
     time.sleep(0.5)  # LiteLLM runs its callbacks on a thread pool
 
-    brownout.hooks.flush()
-    for rec in topic.records("brownout.events"):
-        for ev in decode(rec.value, rec.header("content-type").decode()):
-            print(rec.key.decode(), json.dumps(ev.to_flat()))
+    print_events(topic)
     server.close()
 
 

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import brownout.hooks
-from brownout.codec import decode
 from brownout.transport import MemoryTransport
+
+from _events import print_events  # noqa: E402  (examples/_events.py)
 
 
 def fake_stream(n: int):
@@ -40,10 +40,7 @@ def main() -> None:
     except TimeoutError:
         pass
 
-    brownout.hooks.flush()
-    for rec in topic.records("brownout.events"):
-        for ev in decode(rec.value, rec.header("content-type").decode()):
-            print(rec.key.decode(), json.dumps(ev.to_flat()))
+    print_events(topic)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Two lines per app::
 
     import brownout.hooks
     brownout.hooks.configure(bootstrap_servers="kafka:9092")   # or transport=MemoryTransport()
-    brownout.hooks.instrument_openai()                         # or instrument_anthropic(), BrownoutLogger
+    brownout.hooks.instrument_openai()      # or instrument_anthropic(), instrument_genai(),
+                                            # instrument_bedrock(), BrownoutLogger
 
 Any other client, by hand (also ``async with`` and ``@observe(...)``):
 
@@ -29,18 +30,20 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from brownout import semconv as sc
 from brownout.hooks import _observation
 from brownout.hooks._exporter import EventExporter, event_of
 from brownout.hooks._observation import Observation, error_type_of, observe
 from brownout.hooks._targets import Target, settings
+from brownout.model import Key
 
 __all__ = [
     "BrownoutLogger", "EventExporter", "Observation", "Target", "configure", "error_type_of", "event_of",
-    "exporter", "flush", "instrument_anthropic", "instrument_openai", "observe", "shutdown", "stats",
-    "uninstrument_anthropic", "uninstrument_openai",
+    "exporter", "flush", "instrument_anthropic", "instrument_bedrock", "instrument_genai", "instrument_openai",
+    "observe", "shutdown", "stats", "uninstrument_anthropic", "uninstrument_bedrock", "uninstrument_genai",
+    "uninstrument_openai",
 ]
 
 _current: list[EventExporter] = []
@@ -52,6 +55,8 @@ def _install(ex: EventExporter) -> EventExporter:
     _observation._sink[0] = ex.submit
     if old is not None and old is not ex:
         old.shutdown(timeout=2.0)
+    if ex.transport is not None or ex.tracer_provider is not None:
+        ex.start()  # now, not at the first event: a first call may stall before any event is queued
     return ex
 
 
@@ -59,7 +64,8 @@ def configure(bootstrap_servers: str | None = None, topic: str = sc.TOPIC_EVENTS
               tracer_provider: Any = None, region: str | None = None,
               regions: Mapping[str, str] | None = None, kafka: Any = None, max_queue: int = 10_000,
               batch_size: int = 512, interval: float = 0.2,
-              service_name: str = "brownout-hooks") -> EventExporter:
+              service_name: str = "brownout-hooks", stall_after: float | str | None = "auto",
+              stall_threshold: Callable[[Key], float | None] | None = None) -> EventExporter:
     """Say where events go, and how to name regions; returns the new :class:`EventExporter`.
 
     - ``bootstrap_servers`` or ``kafka`` (a :class:`~brownout.transport.KafkaSettings`): publish to
@@ -69,6 +75,13 @@ def configure(bootstrap_servers: str | None = None, topic: str = sc.TOPIC_EVENTS
       so events can travel through an OTel Collector.
     - ``region``: the region of every call, unless an integration is given one; ``regions``: base
       URL host, or Azure resource name, -> region (``{"myres": "swedencentral"}``).
+    - ``stall_after``: a streamed call still waiting for its first token past its key's
+      threshold is reported once, in flight, as an event with ``brownout.stall`` (its normal
+      event follows). ``"auto"`` (default): 3 x the p95 of the key's recent first-token times,
+      at least 2 s, once 20 are known; seconds: one threshold for every key; None or 0: off.
+    - ``stall_threshold``: ``callable(key) -> seconds | None``, asked first (a router can hand in
+      the collector's baselines); None falls back to ``stall_after``. It runs on the exporter's
+      thread, once per key with a streamed call in flight per scan: keep it quick and thread-safe.
 
     The previous exporter is flushed and stopped.
     """
@@ -82,7 +95,8 @@ def configure(bootstrap_servers: str | None = None, topic: str = sc.TOPIC_EVENTS
         transport = KafkaTransport(os.environ["BROWNOUT_KAFKA_BOOTSTRAP_SERVERS"])
     settings.set(region=region, regions=regions)
     return _install(EventExporter(transport, topic, tracer_provider=tracer_provider, max_queue=max_queue,
-                                  batch_size=batch_size, interval=interval, service_name=service_name))
+                                  batch_size=batch_size, interval=interval, service_name=service_name,
+                                  stall_after=stall_after, stall_threshold=stall_threshold))
 
 
 def exporter() -> EventExporter:
@@ -91,7 +105,7 @@ def exporter() -> EventExporter:
 
 
 def stats() -> dict[str, int]:
-    """The exporter's counters: sent, dropped, errors, invalid, discarded, records, queued."""
+    """The exporter's counters: sent, dropped, errors, invalid, discarded, records, stalls, queued."""
     return _current[0].stats()
 
 
@@ -113,9 +127,11 @@ def _atexit() -> None:
 def _after_fork() -> None:
     # A forked child has the parent's queue but not its thread: start afresh.
     old = _current[0]
+    _observation.waiting.clear()  # the parent's calls in flight are not ours
     _install_no_shutdown(EventExporter(old.transport, old.topic, tracer_provider=old.tracer_provider,
                                        max_queue=old.max_queue, batch_size=old.batch_size,
-                                       interval=old.interval, service_name=old.service_name))
+                                       interval=old.interval, service_name=old.service_name,
+                                       stall_after=old.stalls.after, stall_threshold=old.stalls.threshold))
 
 
 def _install_no_shutdown(ex: EventExporter) -> None:
@@ -136,6 +152,10 @@ def __getattr__(name: str) -> Any:  # the SDK integrations load on first use
         from brownout.hooks import openai as _m
     elif name in ("instrument_anthropic", "uninstrument_anthropic"):
         from brownout.hooks import anthropic as _m  # type: ignore[no-redef]
+    elif name in ("instrument_genai", "uninstrument_genai"):
+        from brownout.hooks import genai as _m  # type: ignore[no-redef]
+    elif name in ("instrument_bedrock", "uninstrument_bedrock"):
+        from brownout.hooks import bedrock as _m  # type: ignore[no-redef]
     elif name == "BrownoutLogger":
         from brownout.hooks import litellm as _m  # type: ignore[no-redef]
     else:

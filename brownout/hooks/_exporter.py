@@ -17,7 +17,9 @@ from time import perf_counter
 from typing import Any, Iterable
 
 from brownout import semconv as sc
+from brownout.hooks import _observation
 from brownout.hooks._observation import Observation, itl_stats
+from brownout.hooks._stalls import AUTO, StallWatch
 from brownout.model import Event, InvalidEvent, Key
 
 log = logging.getLogger("brownout.hooks")
@@ -47,9 +49,10 @@ def event_of(obs: Observation, offset: float) -> Event:
         ttft = max(0.0, ts[0] - obs.t0)
     itl = itl_stats(ts) if len(ts) > 1 else None
     reasons = obs.finish_reasons
+    duration = round(max(0.0, obs.t1 - obs.t0), 9)
     return Event(
         Key(obs.provider, obs.region, obs.model), start=round(obs.t0 + offset, 6),
-        duration=round(max(0.0, obs.t1 - obs.t0), 9), operation=obs.operation,
+        duration=duration, operation=obs.operation,
         response_model=obs.response_model, stream=obs.stream,
         ttft=None if ttft is None else round(ttft, 9),
         input_tokens=obs.input_tokens, output_tokens=obs.output_tokens,
@@ -58,14 +61,37 @@ def event_of(obs: Observation, offset: float) -> Event:
         server_address=obs.server_address, server_port=obs.server_port,
         itl_p50=itl[0] if itl else None, itl_p95=itl[1] if itl else None,
         itl_max=itl[2] if itl else None, deadline=obs.deadline,
+        # No first token and the caller gave up (or timed out): it was at least this late.
+        ttft_at_least=duration if ttft is None and obs.error_type in _NO_FIRST_TOKEN else None,
     ).validate()
+
+
+_NO_FIRST_TOKEN = frozenset({sc.CANCELLED, "timeout"})
+
+
+def stall_event_of(obs: Observation, now: float, offset: float) -> Event:
+    """The in-flight report of a streamed call still waiting for its first token at ``now``
+    (perf_counter seconds): ``brownout.stall``, ``brownout.ttft.at_least`` = time waited.
+
+    >>> from brownout.hooks import observe
+    >>> obs = observe(provider="openai", region="eastus", model="gpt-4o", stream=True)
+    >>> obs.t0 = 1.0
+    >>> ev = stall_event_of(obs, 4.5, 1000.0)
+    >>> ev.start, ev.duration, ev.stall, ev.ttft_at_least, ev.ttft, ev.error_type
+    (1001.0, 3.5, True, 3.5, None, None)
+    """
+    waited = round(max(0.0, now - obs.t0), 9)
+    return Event(Key(obs.provider, obs.region, obs.model), start=round(obs.t0 + offset, 6), duration=waited,
+                 operation=obs.operation, stream=obs.stream, server_address=obs.server_address,
+                 server_port=obs.server_port, deadline=obs.deadline, stall=True,
+                 ttft_at_least=waited).validate()
 
 
 def observation_of(done: tuple[Any, ...]) -> Observation:
     """The Observation of a :data:`~brownout.hooks._observation.Done` tuple (the fast path)."""
     target, model, stream, t0, t1, result, reader = done
     obs = Observation(target.provider, target.region, model if isinstance(model, str) and model else "unknown",
-                      "chat", stream, target.deadline, target.server_address, target.server_port)
+                      target.operation, stream, target.deadline, target.server_address, target.server_port)
     obs.t0, obs.t1, obs.done = t0, t1, True
     try:
         reader.response(obs, result)
@@ -80,7 +106,8 @@ class EventExporter:
     Parameters: ``transport`` (a :class:`~brownout.transport.Transport`; None publishes nothing),
     ``topic``, ``tracer_provider`` (an OTel TracerProvider that also gets every event as a
     CLIENT span with explicit start and end times), ``max_queue`` (events held before dropping),
-    ``batch_size``, ``interval`` (seconds between background flushes), ``send_timeout``.
+    ``batch_size``, ``interval`` (seconds between background flushes and stall scans),
+    ``send_timeout``, ``stall_after`` and ``stall_threshold`` (see :class:`~brownout.hooks._stalls.StallWatch`).
 
     >>> from brownout.transport import MemoryTransport
     >>> t = MemoryTransport()
@@ -97,7 +124,8 @@ class EventExporter:
     def __init__(self, transport: Any = None, topic: str = sc.TOPIC_EVENTS, *,
                  tracer_provider: Any = None, max_queue: int = 10_000, batch_size: int = 512,
                  interval: float = 0.2, send_timeout: float = 10.0,
-                 service_name: str = "brownout-hooks") -> None:
+                 service_name: str = "brownout-hooks", stall_after: float | str | None = AUTO,
+                 stall_threshold: Any = None) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError(f"max_queue and batch_size must be >= 1, got {max_queue}, {batch_size}")
         if interval <= 0:
@@ -110,8 +138,10 @@ class EventExporter:
         self.interval = interval
         self.send_timeout = send_timeout
         self.service_name = service_name
+        self.stalls = StallWatch(stall_after, stall_threshold)
         self._q: deque[Any] = deque()
-        self._counts = {"sent": 0, "dropped": 0, "errors": 0, "invalid": 0, "discarded": 0, "records": 0}
+        self._counts = {"sent": 0, "dropped": 0, "errors": 0, "invalid": 0, "discarded": 0, "records": 0,
+                        "stalls": 0}
         self._dropped = 0  # bumped on the hot path, kept apart from the thread's counters
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,7 +167,8 @@ class EventExporter:
     def stats(self) -> dict[str, int]:
         """Counters: ``sent`` events published, ``dropped`` (queue full), ``errors`` (lost to a
         failing transport or tracer), ``invalid`` (failed validation), ``discarded`` (no
-        destination configured), ``records`` published, ``queued`` now."""
+        destination configured), ``records`` published, ``stalls`` (in-flight stall reports
+        made; each is also an event), ``queued`` now."""
         out = dict(self._counts)
         out["dropped"] += self._dropped
         out["queued"] = len(self._q)
@@ -169,6 +200,10 @@ class EventExporter:
         self._thread.join(timeout)
 
     # --- background thread ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background thread now (else it starts with the first event)."""
+        self._start()
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is not None:
@@ -211,9 +246,11 @@ class EventExporter:
             self._kick.clear()
             with self._lock:
                 waiters, self._waiters = self._waiters, []
-            while self._q:
+            stalled = self._stalled()
+            while self._q or stalled:
                 batch = self._take()
-                events = self._events(batch)
+                events = stalled + self._events(batch)
+                stalled = []
                 if not events:
                     continue
                 if self.tracer_provider is not None:
@@ -244,6 +281,30 @@ class EventExporter:
             except BaseException:
                 log.warning("brownout: producer did not stop cleanly", exc_info=True)
 
+    def _stalled(self) -> list[Event]:
+        """Stall reports of the streamed calls waiting past their threshold (only the installed
+        exporter scans: the calls in flight are the process's, not one exporter's)."""
+        sink = _observation._sink[0]
+        waiting = _observation.waiting
+        if not waiting or getattr(sink, "__self__", None) is not self:
+            return []
+        now = perf_counter()
+        offset = time.time() - now
+        out = []
+        try:
+            stalled = self.stalls.scan(waiting, now)
+        except Exception:
+            log.warning("brownout: could not scan the calls in flight for stalls", exc_info=True)
+            return []
+        for obs in stalled:
+            try:
+                out.append(stall_event_of(obs, now, offset))
+            except Exception as exc:
+                self._counts["invalid"] += 1
+                log.warning("brownout: dropping an invalid stall report: %s", exc)
+        self._counts["stalls"] += len(out)
+        return out
+
     def _take(self) -> list[Any]:
         q, out = self._q, []
         for _ in range(min(self.batch_size, len(q))):
@@ -258,7 +319,10 @@ class EventExporter:
                 time.sleep(0)  # hand the GIL back: the app's threads must not wait on our encoding
             try:
                 obs = observation_of(item) if type(item) is tuple else item
-                out.append(event_of(obs, offset))
+                ev = event_of(obs, offset)
+                out.append(ev)
+                if ev.ttft is not None and ev.error_type is None and ev.stream:
+                    self.stalls.learn(ev.key, ev.ttft)
             except InvalidEvent as exc:
                 self._counts["invalid"] += 1
                 log.warning("brownout: dropping an invalid event from the hooks: %s", exc)

@@ -14,6 +14,8 @@ import math
 from time import perf_counter
 from typing import Any, Callable, Iterable, TypeVar
 
+from brownout.semconv import CANCELLED
+
 log = logging.getLogger("brownout.hooks")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +29,11 @@ _sink: list[Callable[[Any], None]] = [lambda obs: None]
 #: read model, usage and finish reasons from ``result`` (never its content), then drops it.
 Done = tuple
 
+#: Streamed calls that may still be waiting for their first content chunk, by ``id()``. Callers
+#: only add (one dict store); the exporter's thread scans them for stalls and removes the ones
+#: that got a chunk or ended, so an id cannot be reused while its entry is here.
+waiting: dict[int, "Observation"] = {}
+
 
 def emit(item: Any) -> None:
     """Hand a finished Observation or Done tuple to the exporter (never raises)."""
@@ -39,35 +46,77 @@ def emit(item: Any) -> None:
 def error_type_of(exc: BaseException) -> str:
     """The low-cardinality ``error.type`` of an exception.
 
-    ``"timeout"`` for timeouts (first: LiteLLM's Timeout carries a made-up 408), the HTTP status
-    as a string when the exception carries one (``status_code`` or ``status``), else the
-    exception's class name.
+    ``"cancelled"`` when the caller abandoned the call (asyncio's ``CancelledError``: a hedged
+    copy that lost the race), ``"timeout"`` for timeouts (first: LiteLLM's Timeout carries a
+    made-up 408), ``"connection"`` for botocore's connection failures, the HTTP status as a
+    string when the exception carries one (``status_code``, ``status``, ``code`` as in
+    google-genai, or botocore's ``response`` dict and error code), else the AWS error code or
+    the exception's class name.
 
+    >>> import asyncio
     >>> class RateLimit(Exception):
     ...     status_code = 429
     >>> error_type_of(RateLimit()), error_type_of(TimeoutError()), error_type_of(KeyError("x"))
     ('429', 'timeout', 'KeyError')
+    >>> error_type_of(asyncio.CancelledError())
+    'cancelled'
+    >>> class ClientError(Exception):  # botocore's shape; event-stream errors carry no HTTP status
+    ...     def __init__(self, code): self.response = {"Error": {"Code": code}}
+    >>> [error_type_of(ClientError(c)) for c in ("throttlingException", "ModelTimeoutException", "Odd")]
+    ['429', 'timeout', 'Odd']
     """
     name = type(exc).__name__
-    if isinstance(exc, TimeoutError) or "Timeout" in name:
+    if name in _CANCELLATIONS:
+        return CANCELLED
+    code = _aws_code(exc)
+    if isinstance(exc, TimeoutError) or "Timeout" in name or (code is not None and "Timeout" in code):
         return "timeout"
+    if name in _CONNECTION_ERRORS:
+        return "connection"
     status = status_code_of(exc)
     if status is not None:
         return str(status)
-    return name
+    return code or name
+
+
+_CANCELLATIONS = frozenset({"CancelledError", "Cancelled"})  # asyncio / concurrent.futures, trio
+_CONNECTION_ERRORS = frozenset({"EndpointConnectionError", "ConnectionClosedError"})  # botocore
+#: AWS error codes (Bedrock runtime) -> HTTP status, for errors that arrive inside an event stream
+#: (they carry the code alone).
+AWS_STATUS = {"ThrottlingException": 429, "ModelNotReadyException": 429, "ServiceUnavailableException": 503,
+              "InternalServerException": 500, "ModelErrorException": 424, "ModelStreamErrorException": 424,
+              "ValidationException": 400, "AccessDeniedException": 403, "ResourceNotFoundException": 404,
+              "ServiceQuotaExceededException": 400, "ConflictException": 400, "ModelTimeoutException": 408}
+
+
+def _aws_code(exc: BaseException) -> str | None:
+    resp = getattr(exc, "response", None)
+    if not isinstance(resp, dict):
+        return None
+    code = (resp.get("Error") or {}).get("Code")
+    if not isinstance(code, str) or not code:
+        return None
+    return code[0].upper() + code[1:]  # event-stream errors spell it throttlingException
+
+
+def _status(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 else None
 
 
 def status_code_of(exc: BaseException) -> int | None:
-    """The HTTP status an exception carries (``status_code``, ``status`` or ``response.status_code``)."""
-    for attr in ("status_code", "status"):
-        v = getattr(exc, attr, None)
-        if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
+    """The HTTP status an exception carries: ``status_code``, ``status``, ``code``,
+    ``response.status_code``, or botocore's ``response["ResponseMetadata"]["HTTPStatusCode"]``
+    (else the status of its AWS error code)."""
+    for attr in ("status_code", "status", "code"):
+        v = _status(getattr(exc, attr, None))
+        if v is not None:
             return v
     resp = getattr(exc, "response", None)
-    v = getattr(resp, "status_code", None)
-    if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
-        return v
-    return None
+    if isinstance(resp, dict):
+        v = _status((resp.get("ResponseMetadata") or {}).get("HTTPStatusCode"))
+        code = _aws_code(exc)
+        return v if v is not None else AWS_STATUS.get(code) if code else None
+    return _status(getattr(resp, "status_code", None))
 
 
 class Observation:
@@ -117,8 +166,11 @@ class Observation:
 
     # --- hot path ---------------------------------------------------------------------------
     def start(self) -> "Observation":
-        """Mark the request start (done by the context manager and the integrations)."""
+        """Mark the request start (done by the context manager and the integrations); a streamed
+        call is watched for a stall until its first chunk."""
         self.t0 = perf_counter()
+        if self.stream:
+            waiting[id(self)] = self
         return self
 
     def chunk(self) -> None:
@@ -136,9 +188,16 @@ class Observation:
             self.output_tokens = output_tokens
 
     def fail(self, exc: BaseException) -> None:
-        """Record an exception as this call's error (``error.type``, ``http.response.status_code``)."""
+        """Record an exception as this call's error (``error.type``, ``http.response.status_code``).
+
+        A cancellation after the first chunk is no error: the caller stopped reading, as with a
+        ``break`` (before the first chunk it is ``"cancelled"``, with ``brownout.ttft.at_least``).
+        """
         try:
-            self.error_type = error_type_of(exc)
+            error_type = error_type_of(exc)
+            if error_type == CANCELLED and (self.chunk_times or self.ttft_at is not None):
+                return
+            self.error_type = error_type
             self.status_code = status_code_of(exc) if self.error_type != "timeout" else None
             if self.stream and self.chunk_times:
                 self.finish_reasons = ("error",)
@@ -159,6 +218,8 @@ class Observation:
     # --- context manager --------------------------------------------------------------------
     def __enter__(self) -> "Observation":
         self.t0 = perf_counter()
+        if self.stream:
+            waiting[id(self)] = self
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -168,6 +229,8 @@ class Observation:
 
     async def __aenter__(self) -> "Observation":
         self.t0 = perf_counter()
+        if self.stream:
+            waiting[id(self)] = self
         return self
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:

@@ -3,8 +3,10 @@
 Until the first content chunk every item is checked (``adapter.is_content``, ``adapter.note``);
 after it the per-chunk work is one ``perf_counter()``, one append and three local stores. Usage,
 model and finish reasons are read at the end from the last two items, which is where every SDK
-we wrap puts them; the times of up to three trailing non-content items are dropped. The observation ends on exhaustion, ``break`` (our generator is closed),
-``close()``, context exit, an exception mid-stream, or the proxy being garbage-collected.
+we wrap puts them; the times of up to three trailing non-content items are dropped. The
+observation ends on exhaustion, ``break`` (our generator is closed), ``close()``, context exit,
+an exception mid-stream, or the proxy being garbage-collected; a stream left before its first
+content chunk is ``error.type`` ``"cancelled"`` (the caller abandoned it, the provider did not fail).
 
 >>> class Chunks:
 ...     def is_content(self, item): return item not in ("role", "stop")
@@ -25,6 +27,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from brownout.hooks._observation import Observation
+from brownout.semconv import CANCELLED
 
 log = logging.getLogger("brownout.hooks")
 
@@ -50,6 +53,8 @@ def _finish(obs: Observation, adapter: StreamAdapter, tail: tuple[Any, Any, Any]
         adapter.finish(obs, tail[1], tail[2])
         if completed and not obs.finish_reasons and obs.error_type is None:
             obs.finish_reasons = ("error",)  # the stream ended without saying why: it was cut
+        elif not completed and not obs.chunk_times and obs.error_type is None:
+            obs.error_type = CANCELLED  # closed, broken out of or dropped before its first chunk
         # Items after the last content (finish, usage, stop events) arrive in one burst; their
         # near-zero gaps are not inter-token latency.
         trailing = 0
@@ -220,9 +225,12 @@ class AsyncStreamProxy:
 
     async def close(self) -> None:
         try:
-            await self._stream.close()
+            stream = self._stream
+            await (stream.close() if hasattr(stream, "close") else stream.aclose())  # an async generator
         finally:
             _finish(self._obs, self._adapter, (self._prev2, self._prev, self._last), False)
+
+    aclose = close
 
     async def __aenter__(self) -> "AsyncStreamProxy":
         return self

@@ -5,7 +5,7 @@ by host or Azure resource name; the region in the URL (``bedrock-runtime.us-east
 ``europe-west4-aiplatform.googleapis.com``); ``configure(region=...)``; else ``"global"``.
 
 >>> target_from_url("https://bedrock-runtime.us-west-2.amazonaws.com", "anthropic")
-Target(provider='aws.bedrock', region='us-west-2', server_address='bedrock-runtime.us-west-2.amazonaws.com', server_port=443, deadline=None)
+Target(provider='aws.bedrock', region='us-west-2', server_address='bedrock-runtime.us-west-2.amazonaws.com', server_port=443, deadline=None, operation='chat')
 >>> settings.set(regions={"myres": "swedencentral"})
 >>> target_from_url("https://myres.openai.azure.com/openai/", "openai").region
 'swedencentral'
@@ -32,13 +32,15 @@ _URL_REGIONS = (
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Provider, region and server of the endpoint a client calls (and the caller's SLO deadline)."""
+    """Provider, region and server of the endpoint a client calls (and the caller's SLO deadline,
+    and the ``gen_ai.operation.name`` of its calls)."""
 
     provider: str
     region: str
     server_address: str | None = None
     server_port: int | None = None
     deadline: float | None = None
+    operation: str = "chat"
 
 
 class Settings:
@@ -111,7 +113,7 @@ def check_deadline(deadline: float | None) -> float | None:
 
 
 def target_from_url(url: object, default_provider: str, region: str | None = None,
-                    provider: str | None = None, deadline: float | None = None) -> Target:
+                    provider: str | None = None, deadline: float | None = None, operation: str = "chat") -> Target:
     """The Target of a base URL (str or URL object)."""
     parts = urlsplit(str(url))
     host = (parts.hostname or "").lower()
@@ -122,4 +124,4 @@ def target_from_url(url: object, default_provider: str, region: str | None = Non
     if port is None:
         port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
     return Target(provider or provider_for_host(host, default_provider), region_for_host(host, region),
-                  host or None, port, deadline)
+                  host or None, port, deadline, operation)

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from time import perf_counter
 from typing import Any, Callable
 
 from brownout.hooks._observation import Observation
 from brownout.hooks._streams import AsyncStreamProxy, SyncStreamProxy
-from brownout.hooks._targets import Target, check_deadline, target_from_url
+from brownout.hooks._targets import Target, target_from_url
 from brownout.hooks._wrap import MARK as _MARK
-from brownout.hooks._wrap import async_create, call_observation, sync_create
+from brownout.hooks._wrap import Integration, async_create, call_observation, sync_create
 
 log = logging.getLogger("brownout.hooks")
 
 __all__ = ["instrument_anthropic", "uninstrument_anthropic"]
 
-_region: dict[str, str | None] = {"sdk": None}
-_deadline: dict[str, float | None] = {"sdk": None}
 _PROVIDERS = {"AnthropicBedrock": "aws.bedrock", "AsyncAnthropicBedrock": "aws.bedrock",
               "AnthropicVertex": "gcp.vertex_ai", "AsyncAnthropicVertex": "gcp.vertex_ai"}
 
@@ -80,18 +77,18 @@ class MessagesAdapter:
 MESSAGES = MessagesAdapter()
 
 
-def _target(client: Any) -> Target:
+def _target(resource: Any) -> Target:
+    client = resource._client
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:
         return cached[1]
     name = type(client).__name__
-    region = client.__dict__.get("_brownout_region") or _region["sdk"]
+    region, deadline = ANTHROPIC.settings(client)
     if region is None and name in _PROVIDERS:
         region = getattr(client, "aws_region", None) or getattr(client, "region", None)
     if not isinstance(region, str) or not region:
         region = None
-    deadline = client.__dict__.get("_brownout_deadline") or _deadline["sdk"]
     target = target_from_url(base, "anthropic", region, _PROVIDERS.get(name), deadline)
     client.__dict__["_brownout_target"] = (base, target)
     return target
@@ -116,14 +113,14 @@ def _sync_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = call_observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self), kwargs.get("model"), True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
             return manager
 
         def request() -> Any:
-            obs.t0 = perf_counter()
+            obs.start()
             try:
                 raw = api_request()
             except BaseException as exc:
@@ -146,14 +143,14 @@ def _async_stream(original: Callable[..., Any]) -> Callable[..., Any]:
     def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
         manager = original(self, *args, **kwargs)
         try:
-            obs = call_observation(_target(self._client), kwargs, True)
+            obs = call_observation(_target(self), kwargs.get("model"), True)
             api_request = getattr(manager, attr)
         except Exception:
             log.debug("brownout: not observing this stream", exc_info=True)
             return manager
 
         async def request() -> Any:
-            obs.t0 = perf_counter()
+            obs.start()
             try:
                 raw = await api_request
             except BaseException as exc:
@@ -176,8 +173,7 @@ def _methods() -> list[tuple[type, str, Callable[..., Any]]]:
             (Messages, "stream", _sync_stream), (AsyncMessages, "stream", _async_stream)]
 
 
-def _original(fn: Any) -> Any:
-    return getattr(fn, _MARK, fn)
+ANTHROPIC = Integration(_methods, lambda client: [client.messages])
 
 
 def instrument_anthropic(client: Any = None, *, region: str | None = None, deadline: float | None = None) -> None:
@@ -186,40 +182,9 @@ def instrument_anthropic(client: Any = None, *, region: str | None = None, deadl
     Calling it again is harmless; ``region`` overrides the region found from the client;
     ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``, goodput).
     """
-    if region is not None and (not isinstance(region, str) or not region):
-        raise ValueError(f"region must be a non-empty string, got {region!r}")
-    deadline = check_deadline(deadline)
-    if client is None:
-        _region["sdk"] = region
-        _deadline["sdk"] = deadline
-        for cls, name, factory in _methods():
-            current = cls.__dict__[name]
-            if not hasattr(current, _MARK):
-                setattr(cls, name, factory(current))
-        return
-    client.__dict__.pop("_brownout_target", None)
-    if region is not None:
-        client.__dict__["_brownout_region"] = region
-    if deadline is not None:
-        client.__dict__["_brownout_deadline"] = deadline
-    resource = client.messages
-    for cls, name, factory in _methods():
-        if isinstance(resource, cls) and not hasattr(resource.__dict__.get(name), _MARK):
-            resource.__dict__[name] = factory(_original(cls.__dict__[name])).__get__(resource, cls)
+    ANTHROPIC.instrument(client, region, deadline)
 
 
 def uninstrument_anthropic(client: Any = None) -> None:
     """Undo :func:`instrument_anthropic` for one client, or for the SDK when ``client`` is None."""
-    if client is None:
-        _region["sdk"] = None
-        _deadline["sdk"] = None
-        for cls, name, _ in _methods():
-            current = cls.__dict__[name]
-            if hasattr(current, _MARK):
-                setattr(cls, name, _original(current))
-        return
-    client.__dict__.pop("_brownout_region", None)
-    client.__dict__.pop("_brownout_deadline", None)
-    client.__dict__.pop("_brownout_target", None)
-    for _, name, _ in _methods():
-        client.messages.__dict__.pop(name, None)
+    ANTHROPIC.uninstrument(client)

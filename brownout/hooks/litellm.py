@@ -7,13 +7,17 @@ Two lines::
     litellm.callbacks = [brownout.hooks.BrownoutLogger()]
 
 Times come from LiteLLM (``start_time``, ``end_time``, ``completion_start_time`` and the time of
-each streamed chunk), so the event matches what LiteLLM measured. Content is never read. Use
+each streamed chunk), so the event matches what LiteLLM measured. A streamed call is watched for a
+stall from LiteLLM's pre-call hook to its first chunk; an ``acompletion`` whose task is cancelled
+before LiteLLM reports it (a hedged copy that lost) is ``error.type`` ``"cancelled"``, which LiteLLM
+itself never reports. Content is never read. Use
 this or the SDK integrations for a given call path, not both: LiteLLM calls the OpenAI SDK
 itself, and instrumenting both would count those calls twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -24,7 +28,8 @@ from typing import Any, Callable, Mapping
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from brownout.hooks._observation import Observation
+from brownout import semconv as sc
+from brownout.hooks._observation import Observation, waiting
 from brownout.hooks._targets import check_deadline, provider_for_host, target_from_url
 
 log = logging.getLogger("brownout.hooks")
@@ -42,6 +47,9 @@ PROVIDERS: dict[str, str] = {
 }
 
 _MAX_OPEN = 10_000  # streams whose chunk times we hold at once; the oldest are forgotten
+#: Calls started and not reported yet, by litellm_call_id; shared, because LiteLLM keeps calling
+#: the pre-call hook of every logger ever listed in ``litellm.callbacks``.
+_pending: OrderedDict[str, Observation] = OrderedDict()
 
 
 def _ts(t: Any) -> float | None:
@@ -74,6 +82,45 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
         self._chunks: OrderedDict[str, tuple[list[float], list[float]]] = OrderedDict()
         self._done: OrderedDict[str, None] = OrderedDict()
 
+    # --- start -------------------------------------------------------------------------------------
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        try:
+            call_id = kwargs.get("litellm_call_id")
+            if call_id is None or call_id in self._done or call_id in _pending:
+                return
+            obs = self._observation(kwargs, None, kwargs.get("start_time") or datetime.now(), None, None)
+            if obs is None:
+                return
+            obs.ttft_at, obs.finish_reasons = None, None
+            _pending[call_id] = obs
+            if len(_pending) > _MAX_OPEN:
+                _pending.popitem(last=False)[1].done = True
+            if obs.stream:
+                obs.chunk_times = []
+                waiting[id(obs)] = obs
+            try:
+                task = asyncio.current_task()
+            except RuntimeError:  # no event loop in this thread: a sync call
+                task = None
+            if task is not None:
+                task.add_done_callback(lambda t: self._ended(call_id, t))
+        except Exception:
+            log.debug("brownout: could not watch a LiteLLM call", exc_info=True)
+
+    def _ended(self, call_id: str, task: Any) -> None:
+        """The caller's task ended: a call it was still waiting on was abandoned."""
+        try:
+            obs = _pending.pop(call_id, None)
+            if obs is None or call_id in self._done or not task.cancelled():
+                return
+            self._done[call_id] = None
+            self._chunks.pop(call_id, None)
+            if obs.ttft_at is None:  # after a first chunk it is no error: the caller stopped reading
+                obs.error_type = sc.CANCELLED
+            obs.end()
+        except Exception:
+            log.debug("brownout: could not report a cancelled LiteLLM call", exc_info=True)
+
     # --- per-chunk ------------------------------------------------------------------------------
     # LiteLLM calls both the sync and the async chunk hook for one chunk, from a thread pool and
     # an event loop, and may call the success hook before the last of them: chunk times are
@@ -92,6 +139,9 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
                 return
             lists = self._chunks.get(call_id)
             if lists is None:
+                pending = _pending.get(call_id)
+                if pending is not None:
+                    pending.ttft_at = perf_counter()  # no longer waiting for a first token
                 lists = self._chunks[call_id] = ([], [])
                 if len(self._chunks) > _MAX_OPEN:
                     self._chunks.popitem(last=False)
@@ -123,6 +173,9 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
                 if call_id in self._done:
                     return
                 self._done[call_id] = None
+                pending = _pending.pop(call_id, None)
+                if pending is not None:
+                    pending.done = True
                 if len(self._done) > _MAX_OPEN:
                     self._done.popitem(last=False)
             obs = self._observation(kwargs, response, start_time, end_time, exc)

@@ -17,16 +17,12 @@ import logging
 from typing import Any, Callable
 
 from brownout.hooks._observation import Observation
-from brownout.hooks._targets import Target, check_deadline, target_from_url
-from brownout.hooks._wrap import MARK as _MARK
-from brownout.hooks._wrap import async_create, sync_create
+from brownout.hooks._targets import Target, target_from_url
+from brownout.hooks._wrap import Integration, async_create, sync_create
 
 log = logging.getLogger("brownout.hooks")
 
 __all__ = ["instrument_openai", "uninstrument_openai"]
-
-_region: dict[str, str | None] = {"sdk": None}
-_deadline: dict[str, float | None] = {"sdk": None}
 
 
 # --- reading results (shape and metadata only) --------------------------------------------
@@ -112,14 +108,14 @@ RESPONSES = ResponsesAdapter()
 
 
 # --- targets --------------------------------------------------------------------------------
-def _target(client: Any) -> Target:
+def _target(resource: Any) -> Target:
+    client = resource._client
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:
         return cached[1]
-    region = client.__dict__.get("_brownout_region") or _region["sdk"]
+    region, deadline = OPENAI.settings(client)
     provider = "azure.ai.openai" if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") else None
-    deadline = client.__dict__.get("_brownout_deadline") or _deadline["sdk"]
     target = target_from_url(base, "openai", region, provider, deadline)
     client.__dict__["_brownout_target"] = (base, target)
     return target
@@ -138,21 +134,19 @@ def _async_wrapper(original: Callable[..., Any], adapter: Any) -> Callable[..., 
     return async_create(original, _target, AsyncStream, adapter)
 
 
-def _resources() -> list[tuple[type, Callable[..., Any], Any, str]]:
-    """(resource class, wrapper factory, adapter, attribute path on a client)."""
+def _methods() -> list[tuple[type, str, Callable[[Any], Any]]]:
     from openai.resources.chat.completions import AsyncCompletions, Completions
     from openai.resources.responses import AsyncResponses, Responses
 
     return [
-        (Completions, _sync_wrapper, CHAT, "chat.completions"),
-        (AsyncCompletions, _async_wrapper, CHAT, "chat.completions"),
-        (Responses, _sync_wrapper, RESPONSES, "responses"),
-        (AsyncResponses, _async_wrapper, RESPONSES, "responses"),
+        (Completions, "create", lambda f: _sync_wrapper(f, CHAT)),
+        (AsyncCompletions, "create", lambda f: _async_wrapper(f, CHAT)),
+        (Responses, "create", lambda f: _sync_wrapper(f, RESPONSES)),
+        (AsyncResponses, "create", lambda f: _async_wrapper(f, RESPONSES)),
     ]
 
 
-def _original(fn: Any) -> Any:
-    return getattr(fn, _MARK, fn)
+OPENAI = Integration(_methods, lambda client: [client.chat.completions, client.responses])
 
 
 def instrument_openai(client: Any = None, *, region: str | None = None, deadline: float | None = None) -> None:
@@ -162,50 +156,9 @@ def instrument_openai(client: Any = None, *, region: str | None = None, deadline
     ``deadline`` (seconds) is the SLO every call is judged against (``brownout.deadline``, goodput).
     A client instrumented on its own and also through the SDK still emits one event per call.
     """
-    if region is not None and (not isinstance(region, str) or not region):
-        raise ValueError(f"region must be a non-empty string, got {region!r}")
-    deadline = check_deadline(deadline)
-    if client is None:
-        _region["sdk"] = region
-        _deadline["sdk"] = deadline
-        for cls, factory, adapter, _ in _resources():
-            current = cls.__dict__["create"]
-            if not hasattr(current, _MARK):
-                cls.create = factory(current, adapter)
-        return
-    client.__dict__.pop("_brownout_target", None)
-    if region is not None:
-        client.__dict__["_brownout_region"] = region
-    if deadline is not None:
-        client.__dict__["_brownout_deadline"] = deadline
-    for cls, factory, adapter, path in _resources():
-        resource = client
-        for part in path.split("."):
-            resource = getattr(resource, part)
-        if not isinstance(resource, cls):
-            continue
-        if hasattr(resource.__dict__.get("create"), _MARK):
-            continue
-        wrapped = factory(_original(cls.__dict__["create"]), adapter)
-        resource.__dict__["create"] = wrapped.__get__(resource, cls)
+    OPENAI.instrument(client, region, deadline)
 
 
 def uninstrument_openai(client: Any = None) -> None:
     """Undo :func:`instrument_openai` for one client, or for the SDK when ``client`` is None."""
-    if client is None:
-        _region["sdk"] = None
-        _deadline["sdk"] = None
-        for cls, _, _, _ in _resources():
-            current = cls.__dict__["create"]
-            if hasattr(current, _MARK):
-                cls.create = _original(current)
-        return
-    client.__dict__.pop("_brownout_region", None)
-    client.__dict__.pop("_brownout_deadline", None)
-    client.__dict__.pop("_brownout_target", None)
-    for cls, _, _, path in _resources():
-        resource = client
-        for part in path.split("."):
-            resource = getattr(resource, part)
-        if isinstance(resource, cls):
-            resource.__dict__.pop("create", None)
+    OPENAI.uninstrument(client)

@@ -1,6 +1,9 @@
-"""A fake LLM server for tests, benchmarks and examples: loopback HTTP speaking the OpenAI (chat
-completions, responses) and Anthropic (messages) wire protocols, JSON and SSE streaming, with
-error statuses, a slow first byte and a stream cut mid-way on demand.
+"""A fake LLM server for tests, benchmarks and examples: loopback HTTP speaking the wire protocols
+of OpenAI (chat completions, responses), Anthropic (messages), Google Gemini (``generateContent``,
+``streamGenerateContent?alt=sse``, Developer API and Vertex AI paths) and Amazon Bedrock runtime
+(``converse``, ``converse-stream``, ``invoke``, ``invoke-with-response-stream``; streams in the
+binary AWS event-stream framing), JSON and streamed, with error statuses, a slow first byte, a
+first chunk held back, and a stream cut mid-way on demand.
 
 Each request takes the next :class:`Plan` queued with :meth:`FakeLLMServer.plan` (or ``default``).
 Used by the hooks' tests, ``bench/hook_overhead.py`` and ``examples/``. Standard library only.
@@ -8,15 +11,19 @@ Used by the hooks' tests, ``bench/hook_overhead.py`` and ``examples/``. Standard
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import unquote
 
-__all__ = ["FakeLLMServer", "Plan"]
+__all__ = ["FakeLLMServer", "Plan", "event_stream_message"]
 
 
 @dataclass
@@ -30,12 +37,53 @@ class Plan:
     cut_after: int | None = None  # drop the connection after this many content chunks
     input_tokens: int = 11
     model_suffix: str = "-2025-01-01"
-    finish: str | None = None  # default: "stop" (OpenAI), "end_turn" (Anthropic)
+    finish: str | None = None  # default: "stop" (OpenAI), "end_turn" (Anthropic, Bedrock), "STOP" (Gemini)
     end_without_finish: bool = False  # close the stream cleanly but never say why it ended
+    first_delay: float = 0.0  # seconds between the response headers and the first content chunk
+    hold: threading.Event | None = None  # hold the first content chunk until set (at most 30 s)
+    stream_error: str | None = None  # Bedrock: after ``cut_after`` chunks send this exception event
 
 
 _ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 503: "api_error", 529: "overloaded_error",
                 400: "invalid_request_error"}
+_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+                  500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_AWS_ERRORS = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
+               408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
+               500: "InternalServerException", 503: "ServiceUnavailableException"}
+#: One streamed item: (SSE event name or Bedrock event type, payload, is it content).
+Item = tuple[str | None, Any, bool]
+
+
+def event_stream_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One message of the AWS event-stream framing (``application/vnd.amazon.eventstream``):
+    prelude (total and headers length, CRC32), string headers, payload, CRC32 of the whole.
+
+    >>> from botocore.eventstream import EventStreamBuffer
+    >>> buf = EventStreamBuffer()
+    >>> buf.add_data(event_stream_message({":event-type": "chunk"}, b"{}"))
+    >>> [(m.headers, m.payload) for m in buf]
+    [({':event-type': 'chunk'}, b'{}')]
+    """
+    hb = b"".join(bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
+                  for k, v in headers.items())
+    prelude = struct.pack(">II", 16 + len(hb) + len(payload), len(hb))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + hb + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def _sse_frame(name: str | None, data: Any) -> bytes:
+    return ((f"event: {name}\n" if name else "") + "data: "
+            + (data if isinstance(data, str) else json.dumps(data)) + "\n\n").encode()
+
+
+def _aws_event_frame(name: str | None, data: Any) -> bytes:
+    if name is not None and name.endswith("Exception"):
+        return event_stream_message({":message-type": "exception", ":exception-type": name,
+                                     ":content-type": "application/json"}, json.dumps(data).encode())
+    return event_stream_message({":event-type": name or "chunk", ":content-type": "application/json",
+                                 ":message-type": "event"}, json.dumps(data).encode())
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,6 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
         plan = self.server.owner.take(path, body)
         if plan.delay:
             time.sleep(plan.delay)
+        if path.startswith("/model/"):
+            return self._bedrock(plan, path, body)
+        if ":generateContent" in path or ":streamGenerateContent" in path:
+            return self._gemini(plan, path)
         anthropic = path.endswith("/messages")
         if plan.status != 200:
             err = {"type": _ERROR_TYPES.get(plan.status, "api_error"), "message": f"status {plan.status}"}
@@ -76,19 +128,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"error": {"message": "no such path", "type": "not_found"}})
 
     # --- framing ------------------------------------------------------------------------------
-    def _json(self, status: int, payload: Any) -> None:
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         if status == 429:
             self.send_header("retry-after", "0")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
 
-    def _sse(self, plan: Plan, events: list[tuple[str | None, Any, bool]]) -> None:
+    def _sse(self, plan: Plan, events: list[Item], frame: Callable[[str | None, Any], bytes] = _sse_frame,
+             content_type: str = "text/event-stream") -> None:
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-type", content_type)
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         self.wfile.flush()
@@ -96,17 +151,25 @@ class _Handler(BaseHTTPRequestHandler):
         for name, data, is_content in events:
             if is_content:
                 if plan.cut_after is not None and content >= plan.cut_after:
+                    if plan.stream_error:
+                        self._chunk(frame(plan.stream_error, {"message": "stream failed"}))
+                        break
                     self.close_connection = True
                     return  # no terminating chunk: the client sees the body cut short
-                if content and plan.gap:
+                if not content:
+                    if plan.first_delay:
+                        time.sleep(plan.first_delay)
+                    if plan.hold is not None:
+                        plan.hold.wait(30.0)
+                elif plan.gap:
                     time.sleep(plan.gap)
                 content += 1
-            text = (f"event: {name}\n" if name else "") + "data: " + \
-                (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
-            raw = text.encode()
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(raw), raw))
-            self.wfile.flush()
+            self._chunk(frame(name, data))
         self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _chunk(self, raw: bytes) -> None:
+        self.wfile.write(b"%X\r\n%s\r\n" % (len(raw), raw))
         self.wfile.flush()
 
     # --- OpenAI chat completions ---------------------------------------------------------------
@@ -212,6 +275,68 @@ class _Handler(BaseHTTPRequestHandler):
         return events
 
 
+    # --- Google Gemini (Developer API and Vertex AI paths) ------------------------------------
+    def _gemini(self, plan: Plan, path: str) -> None:
+        if plan.status != 200:
+            return self._json(plan.status, {"error": {"code": plan.status, "message": f"status {plan.status}",
+                                                      "status": _GOOGLE_STATUS.get(plan.status, "UNKNOWN")}})
+        model = path.rsplit("models/", 1)[-1].split(":", 1)[0] + plan.model_suffix
+        if ":streamGenerateContent" not in path:
+            return self._json(200, self._gemini_response(plan, model, [f"t{i}" for i in range(plan.chunks)], True))
+        # As the API does: usage on every chunk, the finish reason with the last text.
+        events: list[Item] = [(None, self._gemini_response(plan, model, [f"t{i}"], i == plan.chunks - 1
+                                                           and not plan.end_without_finish, i + 1), True)
+                              for i in range(plan.chunks)]
+        self._sse(plan, events)
+
+    def _gemini_response(self, plan: Plan, model: str, texts: list[str], last: bool,
+                         produced: int | None = None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": "".join(texts)}]}, "index": 0}
+        if last:
+            candidate["finishReason"] = plan.finish or "STOP"
+        out = plan.chunks if produced is None else produced
+        return {"candidates": [candidate], "modelVersion": model, "responseId": "resp-1",
+                "usageMetadata": {"promptTokenCount": plan.input_tokens, "candidatesTokenCount": out,
+                                  "totalTokenCount": plan.input_tokens + out}}
+
+    # --- Amazon Bedrock runtime -----------------------------------------------------------------
+    def _bedrock(self, plan: Plan, path: str, body: dict[str, Any]) -> None:
+        model_id, _, op = unquote(path[len("/model/"):]).rpartition("/")
+        if plan.status != 200:
+            code = _AWS_ERRORS.get(plan.status, "InternalServerException")
+            return self._json(plan.status, {"message": f"status {plan.status}"}, {"x-amzn-ErrorType": code})
+        finish = plan.finish or "end_turn"
+        usage = {"inputTokens": plan.input_tokens, "outputTokens": plan.chunks,
+                 "totalTokens": plan.input_tokens + plan.chunks}
+        if op == "converse":
+            return self._json(200, {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+                                    "stopReason": finish, "usage": usage, "metrics": {"latencyMs": 5}})
+        if op == "invoke":
+            return self._json(200, self._message(plan, model_id), {
+                "x-amzn-bedrock-input-token-count": str(plan.input_tokens),
+                "x-amzn-bedrock-output-token-count": str(plan.chunks), "x-amzn-bedrock-invocation-latency": "5"})
+        if op == "converse-stream":
+            events: list[Item] = [("messageStart", {"role": "assistant", "p": "a"}, False)]
+            events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": f"t{i}"}, "p": "a"}, True)
+                       for i in range(plan.chunks)]
+            if not plan.end_without_finish:
+                events += [("contentBlockStop", {"contentBlockIndex": 0, "p": "a"}, False),
+                           ("messageStop", {"stopReason": finish, "p": "a"}, False),
+                           ("metadata", {"usage": usage, "metrics": {"latencyMs": 5}, "p": "a"}, False)]
+            return self._sse(plan, events, _aws_event_frame, "application/vnd.amazon.eventstream")
+        if op == "invoke-with-response-stream":
+            # The model's own stream (Anthropic's messages events here), each event one chunk.
+            inner = self._anthropic_events(plan, model_id)
+            if inner and inner[-1][0] == "message_stop":
+                inner[-1] = ("message_stop", {"type": "message_stop", "amazon-bedrock-invocationMetrics": {
+                    "inputTokenCount": plan.input_tokens, "outputTokenCount": plan.chunks,
+                    "invocationLatency": 5, "firstByteLatency": 1}}, False)
+            events = [("chunk", {"bytes": base64.b64encode(json.dumps(data).encode()).decode(), "p": "a"}, content)
+                      for _, data, content in inner]
+            return self._sse(plan, events, _aws_event_frame, "application/vnd.amazon.eventstream")
+        self._json(404, {"message": f"no operation {op!r}"}, {"x-amzn-ErrorType": "UnknownOperationException"})
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: "FakeLLMServer"
@@ -267,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    ap = argparse.ArgumentParser(description="fake OpenAI/Anthropic server for tests and benchmarks")
+    ap = argparse.ArgumentParser(description="fake OpenAI/Anthropic/Gemini/Bedrock server for tests and benchmarks")
     ap.add_argument("--chunks", type=int, default=3, help="content chunks per streamed answer")
     args = ap.parse_args(argv)
     if args.chunks < 0:

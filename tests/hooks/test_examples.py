@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("script, keys", [
     ("openai_app.py", ["openai/eastus/gpt-4o-mini"] * 3),
     ("anthropic_app.py", ["anthropic/us-east-1/claude-sonnet-4"] * 3),
+    ("gemini_app.py", ["gcp.gemini/europe-west1/gemini-2.5-flash"] * 3),
+    ("bedrock_app.py", ["aws.bedrock/us-west-2/anthropic.claude-3-5-sonnet-20240620-v1:0"] * 4),
     ("observe_any_client.py", ["aws.bedrock/us-west-2/mistral-large", "gcp.vertex_ai/europe-west4/gemini-2.5-pro"]),
 ])
 def test_example_prints_its_events(script, keys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -126,3 +127,60 @@ async def test_async_failure(captured, logger, server):
         await _acall(server)
     (ev,) = _wait_one(captured)
     assert ev.error_type == "503"
+
+
+async def test_cancelled_acompletion_is_reported_cancelled(captured, logger, server):
+    import asyncio
+
+    server.plan(Plan(delay=1.0))
+    task = asyncio.create_task(_acall(server))
+    for _ in range(1000):  # until LiteLLM has started the request (its set-up may take a while)
+        if server.requests:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.0)  # past the server's answer: LiteLLM reports nothing more for the call
+    # (a previous test's late async callback may land here too: look at this call's events only)
+    (ev,) = [e for e in _wait_one(captured) if e.error_type == "cancelled" or e.duration >= 0.9]
+    assert ev.key == Key("openai", "eastus", "gpt-4o") and ev.error_type == "cancelled"
+    assert ev.ttft is None and ev.ttft_at_least == pytest.approx(ev.duration, abs=1e-6)
+
+
+def test_a_held_stream_is_reported_as_a_stall(server):
+    import threading
+
+    from hooks_support import Captured
+
+    import brownout.hooks as hooks
+    from brownout.transport import MemoryTransport
+
+    t = MemoryTransport()
+    hooks.configure(transport=t, interval=0.02, stall_after=0.1)
+    cb = BrownoutLogger(region="eastus")
+    old = list(litellm.callbacks)
+    litellm.callbacks = [cb]
+    hold = threading.Event()
+    server.plan(Plan(chunks=3, hold=hold))
+    try:
+        stream = _call(server, stream=True)
+        for _ in range(2000):
+            if hooks.stats()["stalls"]:
+                break
+            time.sleep(0.01)
+        hold.set()
+        list(stream)
+        captured = Captured(t)
+        for _ in range(200):
+            if len(captured.events()) == 2:
+                break
+            time.sleep(0.02)
+        stall, done = sorted(captured.events(), key=lambda e: (e.stall is None))
+        assert stall.stall is True and stall.key == done.key == Key("openai", "eastus", "gpt-4o")
+        assert stall.ttft_at_least >= 0.1 and done.ttft is not None and done.stall is None
+        assert hooks.stats()["stalls"] == 1
+    finally:
+        hold.set()
+        litellm.callbacks = old
+        hooks.configure()

@@ -73,5 +73,6 @@ def test_bad_exporter_settings_name_the_field():
 def test_public_surface_is_pinned():
     assert sorted(hooks.__all__) == sorted([
         "BrownoutLogger", "EventExporter", "Observation", "Target", "configure", "error_type_of", "event_of",
-        "exporter", "flush", "instrument_anthropic", "instrument_openai", "observe", "shutdown", "stats",
-        "uninstrument_anthropic", "uninstrument_openai"])
+        "exporter", "flush", "instrument_anthropic", "instrument_bedrock", "instrument_genai", "instrument_openai",
+        "observe", "shutdown", "stats", "uninstrument_anthropic", "uninstrument_bedrock", "uninstrument_genai",
+        "uninstrument_openai"])

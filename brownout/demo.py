@@ -88,7 +88,7 @@ class DemoResult:
 class View:
     """A per-key table redrawn in place on a terminal; plain lines otherwise."""
 
-    COLS = ("key", "req/s", "errors", "TTFT p50", "baseline", "p95 lat", "tok/s", "breaker", "alerts")
+    COLS = ("key", "req/s", "errors", "TTFT p50", "baseline", "p95/token", "tok/s", "breaker", "alerts")
 
     def __init__(self, out: TextIO, live: bool) -> None:
         self.out = out

@@ -2,8 +2,9 @@
 
 Two triggers, as the seed asks. **Held**: the p95 reaches ``ratio`` x its baseline p95 over
 ``window`` (a Wilson bound sure that 5 % of the requests are past it, or more on a key whose tail
-often is: see :class:`~brownout.detectors.stats.NormalShare`) and stays there for ``hold`` (a
-moderate drift: 5 minutes of it). **Fast**: on a short
+often is: see :class:`~brownout.detectors.stats.NormalShare`) and stays there, the last minute
+included, for ``hold`` (a moderate drift: 5 minutes of it; an incident that ended does not trip it
+while its requests are still in the window). **Fast**: on a short
 window, a Wilson bound is sure that ``fast_share`` of the requests already took ``ratio`` x the
 baseline p95 or longer (a hard step: no reason to wait 5 minutes). The latency is the time to first
 token and the duration per output token, each against its own baseline p95: a stalled first token
@@ -86,7 +87,8 @@ class LatencyBreaker(Detector):
         self.reads = (("ttft", settings.quantile), ("latency", settings.quantile))
         self.long = steps(settings.window, step)
         self.fast = sorted({steps(w, step) for w in settings.fast_windows})
-        widths = sorted(set(self.fast) | {self.long})
+        self.recent = steps(60.0, step)  # the hold lasts while the last minute is past the line too
+        widths = sorted(set(self.fast) | {self.long, self.recent})
         self.channels = [_Channel(sig, widths, 1 - settings.quantile, settings.min_requests)
                          for sig in ("ttft", "latency")]
         self.t = 0.0
@@ -107,8 +109,9 @@ class LatencyBreaker(Detector):
             if key.minute_end:
                 ch.normal.minute(ch.hold_since is None)
             n, k = ch.sums.total(self.long)
+            rn, rk = ch.sums.total(self.recent)
             if (base is not None and n >= s.min_requests and k >= ch.normal.boundary * n
-                    and wilson_lower_bound(k, n, s.z) >= ch.normal.boundary):
+                    and wilson_lower_bound(k, n, s.z) >= ch.normal.boundary and rk >= ch.normal.boundary * rn):
                 if ch.hold_since is None:
                     ch.hold_since = key.t
             else:

@@ -67,7 +67,8 @@ def get(url: str) -> tuple[int, str, str]:
         with urllib.request.urlopen(url) as r:
             return r.status, r.headers["Content-Type"], r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, e.headers["Content-Type"], e.read().decode()
+        with e:
+            return e.code, e.headers["Content-Type"], e.read().decode()
 
 
 def test_one_row_per_key_worst_first_with_its_state(setup) -> None:

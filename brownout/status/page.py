@@ -312,8 +312,8 @@ class StatusPage:
         assert self.history is not None
         s = self.history.series(key)
         t = (s["minute"].astype(np.float64) + 1) * 60.0
-        marks = decision_marks(self.history.decisions(key))
-        return "".join(f'<figure>{c}</figure>' for c in key_charts(key, t, s, marks, self.rules, errors=None))
+        return "".join(f'<figure>{c}</figure>'
+                       for c in key_charts(key, t, s, self.history.decisions(key), self.rules, errors=None))
 
     def _timeline_html(self, key: Key | None) -> str:
         if self.history is None:
@@ -347,7 +347,7 @@ def decision_marks(decisions: list[Decision]) -> list[svg.Mark]:
     return marks
 
 
-def key_charts(key: Key, t: np.ndarray, s: Mapping[str, np.ndarray], marks: list[svg.Mark], rules: Any,
+def key_charts(key: Key, t: np.ndarray, s: Mapping[str, np.ndarray], decisions: list[Decision], rules: Any,
                *, errors: Mapping[str, np.ndarray] | None, width: int = 760) -> list[str]:
     """TTFT, errors, tokens/s and volume for one key on one time axis (page and report alike).
 
@@ -382,13 +382,16 @@ def key_charts(key: Key, t: np.ndarray, s: Mapping[str, np.ndarray], marks: list
                   svg.Line("output tokens/s (median)", s["tokens_per_s"], svg.COLORS["tokens"], width=2.0)]
     vol = svg.Bars("requests/s", s["requests"] / 60.0)
     slug = str(key)
+    marks = decision_marks(decisions)
+    end = float(t[-1]) if len(t) else 0.0
+    spans = [(a, b, state) for a, b, state in _spans(decisions, end) if state in ("open", "half_open")]
+    common: dict[str, Any] = {"marks": marks, "spans": spans, "width": width}
     return [
-        svg.chart(t, ttft_layers, marks=marks, title="TTFT", unit="s", width=width, chart_id=f"ttft {slug}"),
-        svg.chart(t, err_layers, marks=marks, title="Errors", unit="%", width=width, chart_id=f"errors {slug}",
-                  ymax=svg._nice(max(brk_rate, _max(err_layer)))),
-        svg.chart(t, tok_layers, marks=marks, title="Tokens/s", unit="tok/s", width=width, chart_id=f"tokens {slug}"),
-        svg.chart(t, [vol], marks=marks, title="Requests/s", unit="", width=width, height=170,
-                  chart_id=f"requests {slug}"),
+        svg.chart(t, ttft_layers, title="TTFT", unit="s", chart_id=f"ttft {slug}", **common),
+        svg.chart(t, err_layers, title="Errors", unit="%", chart_id=f"errors {slug}",
+                  ymax=svg._nice(max(brk_rate, _max(err_layer))), **common),
+        svg.chart(t, tok_layers, title="Tokens/s", unit="tok/s", chart_id=f"tokens {slug}", **common),
+        svg.chart(t, [vol], title="Requests/s", unit="", height=170, chart_id=f"requests {slug}", **common),
     ]
 
 
@@ -451,18 +454,21 @@ def _spans(decisions: list[Decision], t_end: float) -> list[tuple[float, float, 
     return out
 
 
-def decision_table(decisions: list[Decision]) -> str:
-    """What fired when: time, key, kind, rule, state, observed, baseline, reason."""
+def decision_table(decisions: list[Decision], *, link: bool = True) -> str:
+    """What fired when: time, key, kind, rule, state, observed, baseline, reason (``link``: keys
+    link to their status pages, which a standalone report cannot)."""
     if not decisions:
         return '<p class="muted">None.</p>'
     rows = []
     for d in decisions:
         label = _MARK_LABEL.get((d.kind, d.state), d.state)
-        rows.append(f'<tr><td>{utc(d.time)}</td><td><a href="{key_path(d.key)}">{escape(str(d.key))}</a></td>'
-                    f'<td>{escape(d.kind)}</td><td>{escape(d.rule)}</td>'
-                    f'<td><span class="pill {escape(label)}">{escape(d.state)}</span></td>'
-                    f'<td>{_fmt(d.rule, d.observed)}</td><td>{_fmt(d.rule, d.baseline)}</td>'
-                    f'<td>{escape(d.reason or "")}</td></tr>')
+        name = f'<a href="{key_path(d.key)}">{escape(str(d.key))}</a>' if link else escape(str(d.key))
+        rows.append(f'<tr><td data-label="time">{utc(d.time)}</td><td data-label="key" class="key">{name}</td>'
+                    f'<td data-label="kind">{escape(d.kind)}</td><td data-label="rule">{escape(d.rule)}</td>'
+                    f'<td data-label="state"><span class="pill {escape(label)}">{escape(d.state)}</span></td>'
+                    f'<td data-label="observed">{_fmt(d.rule, d.observed)}</td>'
+                    f'<td data-label="baseline">{_fmt(d.rule, d.baseline)}</td>'
+                    f'<td data-label="reason">{escape(d.reason or "")}</td></tr>')
     return ('<table class="decisions"><thead><tr><th>time (UTC)</th><th>key</th><th>kind</th><th>rule</th>'
             '<th>state</th><th>observed</th><th>baseline</th><th>reason</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
@@ -492,12 +498,11 @@ td.spark svg{display:block}figure{margin:8px 0}svg.chart,svg.timeline{max-width:
 .sw{display:inline-block;width:10px;height:10px;vertical-align:middle}.sw.ttft{background:#1f6fd1}
 .sw.band{background:#2e9e5b;opacity:.5}.sw.err{background:#d62728}.sw.open{background:#b00020;opacity:.3}
 ul.firing{padding-left:18px}
-@media (max-width:760px){body{padding:8px}table.keys thead{display:none}table.keys tr{display:grid;
+@media (max-width:760px){body{padding:8px}table thead{display:none}table tr{display:grid;
 grid-template-columns:1fr 1fr;gap:2px 10px;padding:8px 0;border-bottom:1px solid var(--line)}
-table.keys td{border:0;padding:1px 0;white-space:normal}table.keys td::before{content:attr(data-label) ": ";
-color:var(--muted);font-size:12px}table.keys td.key,table.keys td.spark{grid-column:1/-1}
-table.keys td.spark::before,table.keys td.key::before{content:""}td.spark svg{width:100%}
-table.decisions{font-size:12px}table.decisions td{white-space:normal}}
+table td{border:0;padding:1px 0;white-space:normal}table td::before{content:attr(data-label) ": ";
+color:var(--muted);font-size:12px}table td.key,table td.spark{grid-column:1/-1}
+td.spark::before,td.key::before{content:""}td.spark svg{width:100%}td.spark{min-width:0}}
 """
 
 

@@ -137,9 +137,13 @@ def fmt_value(unit: str) -> Callable[[float], str]:
 
 
 def chart(t: np.ndarray, layers: Sequence[Line | Band | Stack | Bars | Threshold], *, marks: Sequence[Mark] = (),
-          title: str = "", unit: str = "", width: int = 760, height: int = 200, t0: float | None = None,
-          t1: float | None = None, ymax: float | None = None, chart_id: str = "") -> str:
-    """One chart: ``t`` (unix seconds, one per point) shared by every layer; NaN values are gaps."""
+          spans: Sequence[tuple[float, float, str]] = (), title: str = "", unit: str = "", width: int = 760,
+          height: int = 200, t0: float | None = None, t1: float | None = None, ymax: float | None = None,
+          chart_id: str = "") -> str:
+    """One chart: ``t`` (unix seconds, one per point) shared by every layer; NaN values are gaps.
+
+    ``spans`` are (start, end, state) of the breaker, drawn as a strip along the top of the plot
+    in the state's colour, so a short half-open stays visible where its marks overlap."""
     t = np.asarray(t, dtype=np.float64)
     t0 = float(t[0]) if t0 is None and len(t) else (t0 or 0.0)
     t1 = float(t[-1]) if t1 is None and len(t) else (t1 or t0 + 60.0)
@@ -156,6 +160,11 @@ def chart(t: np.ndarray, layers: Sequence[Line | Band | Stack | Bars | Threshold
     out.append(_axes(f))
     for layer in layers:
         out.append(_layer(f, t, layer))
+    for start, end, state in sorted(spans, key=lambda sp: sp[2] == "half_open"):  # short half-opens on top
+        if end >= t0 and start <= t1:
+            xs = f.x(np.array([max(start, t0), min(end, t1)]))
+            out.append(f'<rect class="span" data-span="{escape(state)}" x="{xs[0]:.1f}" y="{f.top:.1f}" '
+                       f'width="{max(3.0, xs[1] - xs[0]):.1f}" height="5" fill="{COLORS.get(state, COLORS["open"])}"/>')
     for m in marks:
         if t0 <= m.time <= t1:
             x = float(f.x(np.array([m.time]))[0])

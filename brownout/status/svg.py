@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -360,32 +361,54 @@ def sparkline(ttft: np.ndarray, band_low: np.ndarray, band_high: np.ndarray, err
     ttft, band_high, errors, breaker = worst
     band_low = np.fmin.reduce(cube[4], axis=1)
     n = len(ttft)
-    dx = width / max(n, 1)
-    x = np.arange(n, dtype=np.float64) * dx + dx / 2
+    pairs = _pair_table(n, width, height)
     peak = np.fmax.reduce(worst[:2].ravel()) if n else np.nan
     top = float(peak) * 1.1 if peak > 0 else 1.0  # NaN > 0 is False
-    h1 = height * 0.68
+    h1 = int(height * 0.68)
     scale = (h1 - 2) / top
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}" preserveAspectRatio="none">']
     opened = breaker >= 1
     if opened.any():
-        parts.append(f'<path d="{_runs(x - dx / 2, opened, dx, height)}" fill="{COLORS["open"]}" fill-opacity="0.15"/>')
-    y_lo = h1 + 1 - np.fmin(band_low * scale, h1 - 2)
-    y_hi = h1 + 1 - np.fmin(band_high * scale, h1 - 2)
-    band = _area(x, y_lo, y_hi, 0)
+        dx = width / n
+        parts.append(f'<path d="{_runs(np.arange(n) * dx, opened, dx, height)}" fill="{COLORS["open"]}" '
+                     f'fill-opacity="0.15"/>')
+
+    def ys(v: np.ndarray) -> np.ndarray:  # pixel rows of the upper part; NaN stays NaN
+        return h1 + 1 - np.minimum(v * scale, h1 - 2)
+
+    y_lo, y_hi, y_t = ys(band_low), ys(band_high), ys(ttft)
+    band = "".join(_spark_area(pairs, y_lo, y_hi, i, j) for i, j in _spans_of(np.isfinite(y_lo) & np.isfinite(y_hi)))
     if band:
         parts.append(f'<path d="{band}" fill="{COLORS["band"]}" fill-opacity="0.3"/>')
-    line = _path(x, h1 + 1 - np.fmin(ttft * scale, h1 - 2), 0)
+    line = "".join("M" + _spark_pairs(pairs, range(i, j), y_t[i:j]) for i, j in _spans_of(np.isfinite(y_t)))
     if line:
         parts.append(f'<path d="{line}" fill="none" stroke="{COLORS["ttft_p50"]}" stroke-width="1.5"/>')
     epeak = np.fmax.reduce(errors) if n else np.nan
     if epeak > 0:
-        ye = height - np.fmin(np.nan_to_num(errors) / max(0.1, float(epeak)), 1.0) * (height - h1 - 2)
-        parts.append(f'<path d="M{x[0] - dx / 2:.0f} {height}L{_pairs(x, ye, 0)} {x[-1] + dx / 2:.0f} {height}Z" '
+        ye = height - np.minimum(np.nan_to_num(errors) / max(0.1, float(epeak)), 1.0) * (height - h1 - 2)
+        parts.append(f'<path d="M0 {height}L{_spark_pairs(pairs, range(n), ye)} {width} {height}Z" '
                      f'fill="{COLORS["errors"]}" fill-opacity="0.8"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _pair_table(n: int, width: int, height: int) -> list[list[str]]:
+    """``"x y"`` for column ``i`` (its centre) and every pixel row ``y``: a row chart only looks strings up."""
+    dx = width / max(n, 1)
+    return [[f"{round(i * dx + dx / 2)} {y}" for y in range(height + 1)] for i in range(n)]
+
+
+def _spark_pairs(pairs: list[list[str]], cols: range, y: np.ndarray) -> str:
+    return " ".join([pairs[c][v] for c, v in zip(cols, np.rint(y).astype(np.int64).tolist())])
+
+
+def _spark_area(pairs: list[list[str]], y_low: np.ndarray, y_high: np.ndarray, i: int, j: int) -> str:
+    if j - i == 1:  # a lone column: a short bar
+        return f"M{pairs[i][round(y_high[i])]}L{pairs[i][round(y_low[i])]}"
+    return ("M" + _spark_pairs(pairs, range(i, j), y_high[i:j]) + " "
+            + _spark_pairs(pairs, range(j - 1, i - 1, -1), y_low[i:j][::-1]) + "Z")
 
 
 def _runs(x: np.ndarray, on: np.ndarray, w: float, height: float) -> str:

@@ -171,3 +171,16 @@ def test_sparkline_shows_the_open_minutes_and_the_errors() -> None:
     assert shade is not None
     # 240 minutes in 48 columns of 5: minutes 205..229 are columns 41..45, 5 px each
     assert (float(shade.group(1)), float(shade.group(2))) == (205.0, 230.0)
+
+
+def test_sparkline_leaves_minutes_without_readings_empty() -> None:
+    from brownout.status import svg
+
+    n = 240
+    ttft = np.full(n, np.nan)
+    ttft[180:] = 0.5  # only the last hour has readings
+    out = svg.sparkline(ttft, ttft * 0.9, ttft * 1.1, np.zeros(n), np.zeros(n))
+    line = re.search(r'<path d="M([^"]+)" fill="none"', out)
+    assert line is not None
+    xs = [int(v) for v in line.group(1).split()[0::2]]
+    assert min(xs) >= 180 and len(xs) == 12  # 60 minutes in columns of 5, starting where readings do

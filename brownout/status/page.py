@@ -280,7 +280,8 @@ class StatusPage:
         return (f'<tr data-state="{r["state"]}" data-key="{escape(str(key))}">'
                 f'<td data-label="state"><span class="pill {r["state"]}">{r["state"]}</span></td>'
                 f'<td data-label="key" class="key"><a href="{key_path(key)}">{escape(key.provider)}'
-                f'<span class="muted">/</span>{escape(key.region)}<span class="muted">/</span>{escape(key.model)}</a></td>'
+                f'<span class="muted">/</span>{escape(key.region)}<span class="muted">/</span>'
+                f'{escape(key.model)}</a></td>'
                 f'<td data-label="req/s">{_rate(r["requests_per_s"])}/s</td>'
                 f'<td data-label="errors">{_pct(r["error_rate"])}</td>'
                 f'<td data-label="TTFT p50">{_ms(r["ttft_p50"])} <span class="muted">'
@@ -369,9 +370,8 @@ def key_charts(key: Key, t: np.ndarray, s: Mapping[str, np.ndarray], decisions: 
     if errors:
         err_layer: Any = svg.Stack(list(errors), list(errors.values()))
     else:
-        err_layer = svg.Stack(["capacity errors", "other errors"],
-                              [s["capacity_error_rate"], np.clip(s["error_rate"] - np.nan_to_num(s["capacity_error_rate"]),
-                                                                 0, None)],
+        other = np.clip(s["error_rate"] - np.nan_to_num(s["capacity_error_rate"]), 0, None)
+        err_layer = svg.Stack(["capacity errors", "other errors"], [s["capacity_error_rate"], other],
                               colors=(svg.COLORS["errors"], "#7f7f7f"))
     err_layers = [err_layer, svg.Threshold(f"alert {err_fire:.0%}", err_fire, svg.COLORS["firing"]),
                   svg.Threshold(f"breaker {brk_rate:.0%}", brk_rate, svg.COLORS["open"])]
@@ -417,7 +417,8 @@ def timeline_svg(decisions: list[Decision], t0: float, t1: float, width: int = 7
     step = svg._time_step(t1 - t0)
     tick = math.ceil(t0 / step) * step
     while tick <= t1:
-        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="14" y2="{height}" stroke="{svg.COLORS["grid"]}"/>'
+        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="14" y2="{height}" '
+                     f'stroke="{svg.COLORS["grid"]}"/>'
                      f'<text x="{x(tick):.1f}" y="10" text-anchor="middle" fill="{svg.COLORS["text"]}">'
                      f'{svg._hhmm(tick)}</text>')
         tick += step
@@ -428,7 +429,8 @@ def timeline_svg(decisions: list[Decision], t0: float, t1: float, width: int = 7
             color = svg.COLORS.get(label, svg.COLORS["firing"])
             h, dy = (6, 0) if label in ("open", "half_open") else (4, 7)
             parts.append(f'<rect x="{x(start):.1f}" y="{y + dy:.1f}" width="{max(2.0, x(end) - x(start)):.1f}" '
-                         f'height="{h}" fill="{color}"><title>{escape(f"{key} {label} {svg._hhmm(start)}-{svg._hhmm(end)}")}'
+                         f'height="{h}" fill="{color}">'
+                         f'<title>{escape(f"{key} {label} {svg._hhmm(start)}-{svg._hhmm(end)}")}'
                          f'</title></rect>')
     parts.append("</svg>")
     return "".join(parts)

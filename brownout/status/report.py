@@ -194,8 +194,10 @@ def find_incidents(decisions: Iterable[Decision], *, merge_gap: float = 900.0) -
     """Incidents per key, oldest first (alerts that only went ``pending`` make none).
 
     >>> k = Key("a", "b", "c")
-    >>> ds = [Decision(100.0, "alert", "error_rate", k, "firing"), Decision(110.0, "breaker", "error_breaker", k, "open"),
-    ...       Decision(200.0, "breaker", "error_breaker", k, "closed"), Decision(260.0, "alert", "error_rate", k, "resolved")]
+    >>> ds = [Decision(100.0, "alert", "error_rate", k, "firing"),
+    ...       Decision(110.0, "breaker", "error_breaker", k, "open"),
+    ...       Decision(200.0, "breaker", "error_breaker", k, "closed"),
+    ...       Decision(260.0, "alert", "error_rate", k, "resolved")]
     >>> [(i.start, i.end, len(i.decisions)) for i in find_incidents(ds)]
     [(100.0, 260.0, 4)]
     """
@@ -320,8 +322,9 @@ def _summary_rows(incident: Incident, s: dict[str, Any], errors: dict[str, np.nd
         if np.isfinite(ttft).any():
             i = int(np.nanargmax(ttft))
             b = base[i]
-            rows.append(("peak TTFT p50", f"{ttft[i] * 1000:.0f} ms" + (
-                f" against a baseline of {b * 1000:.0f} ms (&times;{ttft[i] / b:.1f})" if np.isfinite(b) and b else "")))
+            against = f" against a baseline of {b * 1000:.0f} ms (&times;{ttft[i] / b:.1f})" \
+                if np.isfinite(b) and b else ""
+            rows.append(("peak TTFT p50", f"{ttft[i] * 1000:.0f} ms{against}"))
         err = s["error_rate"][during]
         if np.isfinite(err).any() and np.nanmax(err) > 0:
             i = int(np.nanargmax(err))

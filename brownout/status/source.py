@@ -20,7 +20,8 @@ __all__ = ["read_topic_range"]
 
 
 async def read_topic_range(settings: Any, topic: str, start: float, end: float, *, slack: float = 300.0,
-                           poll_timeout: float = 1.0, max_idle_polls: int = 5) -> tuple[list[Event], collections.Counter[str]]:
+                           poll_timeout: float = 1.0,
+                           max_idle_polls: int = 5) -> tuple[list[Event], collections.Counter[str]]:
     """Events of ``topic`` with ``start <= event.start <= end`` (``settings``: a
     :class:`~brownout.transport.kafka.KafkaSettings`), ordered by start, and counts of
     ``records``, ``events``, ``invalid`` and ``out_of_range``."""

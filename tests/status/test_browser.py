@@ -4,8 +4,8 @@ fits a phone, and the demo's report shows the incident, the baseline band and th
 open, half-open and closed marks.
 
 The data is the demo's: its collector feeds a status board and a history as ``brownout collect``
-does, and ``write_reports`` runs on the events it sent. Screenshots go to a temporary directory,
-or to ``$BROWNOUT_SCREENSHOTS`` (``scripts/screenshots`` sets it to ``docs/screenshots``).
+does, and the demo's own ``write_report`` runs on the events it sent. Screenshots go to a
+temporary directory, or to ``$BROWNOUT_SCREENSHOTS`` (``scripts/screenshots``: ``docs/screenshots``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from status_support import decode_png, hex_rgb, need_chromium, over_white
 
-from brownout.demo import INCIDENT_KEY, Timeline, run_demo
+from brownout.demo import INCIDENT_KEY, Timeline, run_demo, write_report
 from brownout.exporters.prometheus import MetricsServer, StatusBoard
 from brownout.rules import load_rules
 from brownout.status import HistoryRecorder, StatusPage, key_path
 from brownout.status.chromium import HeadlessChromium
-from brownout.status.report import write_reports
 from brownout.status.svg import COLORS
 
 BLUE = hex_rgb(COLORS["ttft_p50"])
@@ -154,8 +153,10 @@ def test_key_page_charts_mark_the_breaker(demo: dict[str, Any], browser: Headles
 def test_the_demo_report_shows_the_incident_band_and_breaker_marks(demo: dict[str, Any], browser: HeadlessChromium,
                                                                     shots_dir: Path) -> None:
     out = shots_dir / "report"
-    written = write_reports(demo["result"].recorded, out, demo["rules"], seed=7, png=True, source="brownout demo")
+    said = io.StringIO()
+    written = write_report(demo["result"], str(out), demo["rules"], said, png=True)  # what `brownout demo` ends with
     assert [w.incident.key for w in written] == [INCIDENT_KEY]
+    assert f"incident report: {written[0].html.resolve()} (+ 4 PNG charts)" in said.getvalue()
     w = written[0]
     assert sorted(p.name.rsplit("-", 1)[1] for p in w.pngs) == ["errors.png", "requests.png", "tokens.png", "ttft.png"]
     browser.goto(w.html.resolve().as_uri(), width=960, height=900)

@@ -123,13 +123,10 @@ class StatusPage:
         end = self.history.last_minute
         if end is None:
             return 0
-        drawn = 0
-        for key in self.history.keys():
-            hit = self._sparks.get(key)
-            if hit is None or hit[0] != (self.history.key_version(key), end):
-                self._spark(key, end)
-                drawn += 1
-        return drawn
+        keys = self.history.keys()
+        stale = [k for k in keys if (self._sparks.get(k) or (None,))[0] != (self.history.key_version(k), end)]
+        self._sparks_for(stale, end)
+        return len(stale)
 
     def start(self, interval: float = 5.0) -> None:
         """Run :meth:`warm` every ``interval`` seconds in a daemon thread: new rows arrive once a
@@ -221,8 +218,10 @@ class StatusPage:
         parts.append('<table class="keys"><thead><tr><th>state</th><th>provider / region / model</th>'
                      '<th>req/s</th><th>errors</th><th>TTFT p50 (baseline)</th><th>TTFT p95</th><th>tok/s</th>'
                      '<th>breaker</th><th>alerts</th><th>last hours</th></tr></thead><tbody>')
+        sparks = self._sparks_for([r["key"] for r in rows], end) \
+            if self.history is not None and end is not None else {}
         for r in rows:
-            parts.append(self._row_html(r, end))
+            parts.append(self._row_html(r, sparks.get(r["key"], "")))
         parts.append("</tbody></table>")
         if not rows:
             parts.append('<p class="muted">No events yet: keys appear after their first evaluated step.</p>')
@@ -267,7 +266,7 @@ class StatusPage:
         m = self.history.minutes
         return f"{m / 60:g} h" if m >= 60 else f"{m} min"
 
-    def _row_html(self, r: dict[str, Any], end: int | None) -> str:
+    def _row_html(self, r: dict[str, Any], spark: str) -> str:
         key = r["key"]
         base = r["ttft_p50_baseline"]
         ratio = ""
@@ -276,7 +275,6 @@ class StatusPage:
             hot = " hot" if x >= rule_setting(self.rules, key, "ttft_drift", "fire_ratio", 1.2) else ""
             ratio = f' <span class="ratio{hot}">&times;{x:.2g}</span>'
         tok_base = r["tokens_per_s_baseline"]
-        spark = self._spark(key, end) if self.history is not None and end is not None else ""
         return (f'<tr data-state="{r["state"]}" data-key="{escape(str(key))}">'
                 f'<td data-label="state"><span class="pill {r["state"]}">{r["state"]}</span></td>'
                 f'<td data-label="key" class="key"><a href="{key_path(key)}">{escape(key.provider)}'
@@ -293,21 +291,30 @@ class StatusPage:
                 f'<td data-label="alerts" class="alerts">{escape(", ".join(r["firing"])) or "-"}</td>'
                 f'<td data-label="last hours" class="spark">{spark}</td></tr>')
 
-    def _spark(self, key: Key, end: int) -> str:
+    def _sparks_for(self, keys: list[Key], end: int) -> dict[Key, str]:
+        """Row charts of ``keys`` ending at minute ``end``: cached ones as they are, the rest drawn
+        together (one batch of array operations)."""
         assert self.history is not None
-        stamp = (self.history.key_version(key), end)
-        with self._lock:
+        out: dict[Key, str] = {}
+        todo: list[tuple[Key, tuple[int, int]]] = []
+        for key in keys:
+            stamp = (self.history.key_version(key), end)
             hit = self._sparks.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        ttft, base, errors, breaker = self.history.matrix(key, end, _SPARK_FIELDS)
-        fire = rule_setting(self.rules, key, "ttft_drift", "fire_ratio", 1.2)
-        drawn = svg.sparkline(ttft, base, base * fire, errors, breaker)
-        with self._lock:
-            self._sparks[key] = (stamp, drawn)
-            if len(self._sparks) > 2 * max(self.history.max_keys, 1):
-                self._sparks.clear()
-        return drawn
+            if hit is not None and hit[0] == stamp:
+                out[key] = hit[1]
+            else:
+                todo.append((key, stamp))
+        if todo:
+            m = np.stack([self.history.matrix(k, end, _SPARK_FIELDS) for k, _ in todo])
+            fire = np.array([rule_setting(self.rules, k, "ttft_drift", "fire_ratio", 1.2) for k, _ in todo])
+            drawn = svg.sparklines(m[:, 0], m[:, 1], m[:, 1] * fire[:, None], m[:, 2], m[:, 3])
+            with self._lock:
+                if len(self._sparks) + len(todo) > 2 * max(self.history.max_keys, 1):
+                    self._sparks.clear()
+                for (key, stamp), text in zip(todo, drawn):
+                    self._sparks[key] = (stamp, text)
+                    out[key] = text
+        return out
 
     def _key_charts(self, key: Key) -> str:
         assert self.history is not None

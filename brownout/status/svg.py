@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from html import escape
 
 import numpy as np
 
-__all__ = ["COLORS", "Band", "Bars", "Line", "Mark", "Stack", "Threshold", "chart", "fmt_value", "sparkline"]
+__all__ = ["COLORS", "Band", "Bars", "Line", "Mark", "Stack", "Threshold", "chart", "fmt_value", "sparkline",
+           "sparklines"]
 
 #: One colour per kind of series and mark (tests look for these pixels in screenshots).
 COLORS: dict[str, str] = {
@@ -351,46 +353,87 @@ def sparkline(ttft: np.ndarray, band_low: np.ndarray, band_high: np.ndarray, err
     """The status page's row chart over the given minutes, folded into at most ``points`` columns
     (the worst minute of each): TTFT p50 (blue) against its band (green) on the upper part, the
     error rate (red) on the lower part, minutes with the breaker open shaded."""
-    rows = np.vstack([ttft, band_high, errors, breaker, band_low]).astype(np.float64)
-    k = max(1, math.ceil(rows.shape[1] / points))
-    pad = (-rows.shape[1]) % k
+    return sparklines(*(np.asarray(a, dtype=np.float64)[None, :] for a in (ttft, band_low, band_high, errors,
+                                                                            breaker)),
+                      width=width, height=height, points=points)[0]
+
+
+def sparklines(ttft: np.ndarray, band_low: np.ndarray, band_high: np.ndarray, errors: np.ndarray,
+               breaker: np.ndarray, *, width: int = 240, height: int = 40, points: int = 48) -> list[str]:
+    """:func:`sparkline` for many keys at once: each argument has one row per key (a page of a
+    thousand rows costs a few array operations, then string look-ups)."""
+    rows = np.stack([ttft, band_high, errors, breaker, band_low], axis=1).astype(np.float64)
+    count, _, minutes = rows.shape
+    k = max(1, math.ceil(minutes / points))
+    pad = (-minutes) % k
     if pad:
-        rows = np.hstack([np.full((5, pad), np.nan), rows])
-    cube = rows.reshape(5, -1, k)
-    worst = np.fmax.reduce(cube[:4], axis=2)  # NaN-skipping; an all-NaN column stays NaN
-    ttft, band_high, errors, breaker = worst
-    band_low = np.fmin.reduce(cube[4], axis=1)
-    n = len(ttft)
+        rows = np.concatenate([np.full((count, 5, pad), np.nan), rows], axis=2)
+    cube = rows.reshape(count, 5, -1, k)
+    worst = np.fmax.reduce(cube[:, :4], axis=3)  # NaN-skipping; an all-NaN column stays NaN
+    ttft, band_high, errors, breaker = (worst[:, i] for i in range(4))
+    band_low = np.fmin.reduce(cube[:, 4], axis=2)
+    n = ttft.shape[1]
     pairs = _pair_table(n, width, height)
-    peak = np.fmax.reduce(worst[:2].ravel()) if n else np.nan
-    top = float(peak) * 1.1 if peak > 0 else 1.0  # NaN > 0 is False
+    peak = np.fmax.reduce(np.concatenate([ttft, band_high], axis=1), axis=1)
+    top = np.where(peak > 0, peak * 1.1, 1.0)  # NaN > 0 is False
     h1 = int(height * 0.68)
-    scale = (h1 - 2) / top
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" preserveAspectRatio="none">']
-    opened = breaker >= 1
-    if opened.any():
-        dx = width / n
-        parts.append(f'<path d="{_runs(np.arange(n) * dx, opened, dx, height)}" fill="{COLORS["open"]}" '
-                     f'fill-opacity="0.15"/>')
+    scale = ((h1 - 2) / top)[:, None]
 
-    def ys(v: np.ndarray) -> np.ndarray:  # pixel rows of the upper part; NaN stays NaN
-        return h1 + 1 - np.minimum(v * scale, h1 - 2)
+    def ys(v: np.ndarray) -> tuple[list[list[int]], list[list[bool]], list[bool]]:
+        y = h1 + 1 - np.minimum(v * scale, h1 - 2)  # pixel rows of the upper part; NaN stays NaN
+        ok = np.isfinite(y)
+        return np.rint(np.where(ok, y, 0.0)).astype(np.int64).tolist(), ok.tolist(), ok.all(axis=1).tolist()
 
-    y_lo, y_hi, y_t = ys(band_low), ys(band_high), ys(ttft)
-    band = "".join(_spark_area(pairs, y_lo, y_hi, i, j) for i, j in _spans_of(np.isfinite(y_lo) & np.isfinite(y_hi)))
-    if band:
-        parts.append(f'<path d="{band}" fill="{COLORS["band"]}" fill-opacity="0.3"/>')
-    line = "".join("M" + _spark_pairs(pairs, range(i, j), y_t[i:j]) for i, j in _spans_of(np.isfinite(y_t)))
-    if line:
-        parts.append(f'<path d="{line}" fill="none" stroke="{COLORS["ttft_p50"]}" stroke-width="1.5"/>')
-    epeak = np.fmax.reduce(errors) if n else np.nan
-    if epeak > 0:
-        ye = height - np.minimum(np.nan_to_num(errors) / max(0.1, float(epeak)), 1.0) * (height - h1 - 2)
-        parts.append(f'<path d="M0 {height}L{_spark_pairs(pairs, range(n), ye)} {width} {height}Z" '
-                     f'fill="{COLORS["errors"]}" fill-opacity="0.8"/>')
-    parts.append("</svg>")
-    return "".join(parts)
+    (t_y, t_ok, t_all), (lo_y, lo_ok, lo_all), (hi_y, hi_ok, hi_all) = ys(ttft), ys(band_low), ys(band_high)
+    epeak = np.fmax.reduce(errors, axis=1)
+    e_on = (epeak > 0).tolist()
+    e_y = np.rint(height - np.minimum(np.nan_to_num(errors) / np.fmax(0.1, epeak)[:, None], 1.0)
+                  * (height - h1 - 2)).astype(np.int64).tolist()
+    opened = np.nan_to_num(breaker) >= 1
+    o_any = opened.any(axis=1).tolist()
+    o_flags = opened.tolist()
+    dx = width / max(n, 1)
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" preserveAspectRatio="none">')
+    out = []
+    for r in range(count):
+        parts = [head]
+        if o_any[r]:
+            parts.append(f'<path d="{_flag_runs(o_flags[r], dx, height)}" fill="{COLORS["open"]}" '
+                         f'fill-opacity="0.15"/>')
+        spans = [(0, n)] if lo_all[r] and hi_all[r] else _list_spans([a and b for a, b in zip(lo_ok[r], hi_ok[r])])
+        band = "".join(_spark_area(pairs, lo_y[r], hi_y[r], i, j) for i, j in spans)
+        if band:
+            parts.append(f'<path d="{band}" fill="{COLORS["band"]}" fill-opacity="0.3"/>')
+        spans = [(0, n)] if t_all[r] else _list_spans(t_ok[r])
+        line = "".join("M" + _spark_pairs(pairs[i:j], t_y[r][i:j]) for i, j in spans)
+        if line:
+            parts.append(f'<path d="{line}" fill="none" stroke="{COLORS["ttft_p50"]}" stroke-width="1.5"/>')
+        if e_on[r]:
+            parts.append(f'<path d="M0 {height}L{_spark_pairs(pairs, e_y[r])} {width} {height}Z" '
+                         f'fill="{COLORS["errors"]}" fill-opacity="0.8"/>')
+        parts.append("</svg>")
+        out.append("".join(parts))
+    return out
+
+
+def _list_spans(flags: list[bool]) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a list."""
+    out = []
+    start = None
+    for i, f in enumerate(flags):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            out.append((start, i))
+            start = None
+    if start is not None:
+        out.append((start, len(flags)))
+    return out
+
+
+def _flag_runs(flags: list[bool], w: float, height: float) -> str:
+    return "".join(f"M{i * w:.1f} 0H{j * w:.1f}V{height}H{i * w:.1f}Z" for i, j in _list_spans(flags))
 
 
 @functools.lru_cache(maxsize=16)
@@ -400,29 +443,15 @@ def _pair_table(n: int, width: int, height: int) -> list[list[str]]:
     return [[f"{round(i * dx + dx / 2)} {y}" for y in range(height + 1)] for i in range(n)]
 
 
-def _spark_pairs(pairs: list[list[str]], cols: range, y: np.ndarray) -> str:
-    return " ".join([pairs[c][v] for c, v in zip(cols, np.rint(y).astype(np.int64).tolist())])
+def _spark_pairs(columns: list[list[str]], y: list[int]) -> str:
+    """``"x y"`` of each column's pixel row ``y``, looked up (map and getitem run in C)."""
+    return " ".join(map(operator.getitem, columns, y))
 
 
-def _spark_area(pairs: list[list[str]], y_low: np.ndarray, y_high: np.ndarray, i: int, j: int) -> str:
+def _spark_area(pairs: list[list[str]], y_low: list[int], y_high: list[int], i: int, j: int) -> str:
     if j - i == 1:  # a lone column: a short bar
-        return f"M{pairs[i][round(y_high[i])]}L{pairs[i][round(y_low[i])]}"
-    return ("M" + _spark_pairs(pairs, range(i, j), y_high[i:j]) + " "
-            + _spark_pairs(pairs, range(j - 1, i - 1, -1), y_low[i:j][::-1]) + "Z")
+        return f"M{pairs[i][y_high[i]]}L{pairs[i][y_low[i]]}"
+    return ("M" + _spark_pairs(pairs[i:j], y_high[i:j]) + " "
+            + _spark_pairs(pairs[i:j][::-1], y_low[i:j][::-1]) + "Z")
 
 
-def _runs(x: np.ndarray, on: np.ndarray, w: float, height: float) -> str:
-    out = []
-    i, n = 0, len(on)
-    flags = on.tolist()
-    xs = x.tolist()
-    while i < n:
-        if not flags[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and flags[j]:
-            j += 1
-        out.append(f"M{xs[i]:.1f} 0H{xs[j - 1] + w:.1f}V{height}H{xs[i]:.1f}Z")
-        i = j
-    return "".join(out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -34,21 +36,48 @@ def main() -> None:
 @click.option("--seed", type=int, default=7, show_default=True, help="Traffic and jitter seed.")
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), help="A rules file.")
 @click.option("--plain", is_flag=True, help="Print lines instead of redrawing a table in place.")
-def demo(speed: float, seed: int, rules_file: str | None, plain: bool) -> None:
+@click.option("--report-dir", type=click.Path(file_okay=False), default="brownout-demo-report", show_default=True,
+              help="Where the incident report goes at the end.")
+@click.option("--no-report", is_flag=True, help="Do not write the incident report.")
+@click.option("--status-port", type=int, default=None,
+              help="Serve the live status page on this port during the demo (http://127.0.0.1:PORT/status).")
+def demo(speed: float, seed: int, rules_file: str | None, plain: bool, report_dir: str, no_report: bool,
+         status_port: int | None) -> None:
     """Run the whole pipeline in one process on simulated, real-calibrated traffic.
 
     No Kafka needed: the in-memory transport stands in for it. One key browns out at
-    09:12; watch its alerts fire, its breaker open and, after the incident, close.
+    09:12; watch its alerts fire, its breaker open and, after the incident, close. At the
+    end an incident report (HTML, and PNG charts when Chromium is installed) is written.
     """
-    from brownout.demo import Timeline, run_demo, summarize
+    from brownout.demo import Timeline, run_demo, summarize, write_report
     from brownout.rules import load_rules
 
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
     rules = load_rules(rules_file)
     tl = Timeline()
-    result = asyncio.run(run_demo(speed=speed, seed=seed, live=False if plain else None, timeline=tl, rules=rules))
-    sys.exit(summarize(result, tl))
+    board = history = server = None
+    if status_port is not None:
+        from prometheus_client import CollectorRegistry
+
+        from brownout.exporters.prometheus import MetricsServer, StatusBoard
+        from brownout.status import HistoryRecorder, StatusPage
+
+        board, history = StatusBoard(), HistoryRecorder(60)
+        server = MetricsServer(CollectorRegistry(), host="127.0.0.1", port=status_port,
+                               pages=StatusPage(board, history, rules=rules, refresh=5).handle)
+        server.start()
+        click.echo(f"status page: http://127.0.0.1:{server.port}/status")
+    try:
+        result = asyncio.run(run_demo(speed=speed, seed=seed, live=False if plain else None, timeline=tl,
+                                      rules=rules, board=board, history=history))
+    finally:
+        if server is not None:
+            server.stop()
+    code = summarize(result, tl)
+    if not no_report:
+        write_report(result, report_dir, rules, seed=seed)
+    sys.exit(code)
 
 
 @main.command()
@@ -146,6 +175,78 @@ def replay(file: Any, rules_file: str | None, seed: int) -> None:
     stats = run_replay(file, sys.stdout, rules, seed=seed)
     click.echo(f"replayed {stats.events} events: {stats.decisions} decisions, {stats.invalid} invalid, "
                f"{stats.skipped} skipped, {stats.out_of_order} out of order", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.File("r"), required=False)
+@click.option("--from", "since", help="Start of the range: unix seconds, ISO 8601 (2026-11-24T09:00:00Z) or now-2h.")
+@click.option("--to", "until", default=None, help="End of the range (default: now, or the end of FILE).")
+@click.option("--lead-in", type=float, default=3600.0, show_default=True,
+              help="Seconds of events read before --from so baselines have warmed (Kafka only).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="brownout-report", show_default=True,
+              help="Directory for the HTML reports, their PNG charts and index.html.")
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), help="Rules file (YAML).")
+@click.option("--png/--no-png", default=None, help="PNG charts through headless Chromium (default: when installed).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="BROWNOUT_CONFIG",
+              help="Collector settings (Kafka connection, topic names) for reading the events topic.")
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers (reads the events topic when FILE is not given).")
+@click.option("--events-topic", help="Events topic.")
+def report(file: Any, since: str | None, until: str | None, lead_in: float, out_dir: str, rules_file: str | None,
+           png: bool | None, config_file: str | None, bootstrap_servers: str | None, events_topic: str | None) -> None:
+    """Write one HTML report (and PNG charts) per incident, from FILE or from the events topic.
+
+    FILE is a replay file (flat or OTLP JSON lines; - for stdin). Without FILE, events between
+    --from (minus --lead-in) and --to are read from Kafka by timestamp. Baselines and decisions
+    come from running the detectors over the events, as `brownout replay` does.
+    """
+    from brownout.rules import RuleError, load_rules
+    from brownout.status.report import parse_time, write_reports
+
+    _setup_logging("WARNING")
+    try:
+        rules = load_rules(rules_file)
+        t_from = parse_time(since) if since else None
+        t_to = parse_time(until) if until else None
+    except (RuleError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if file is not None:
+        from brownout.replay import ReplayStats, read_events
+
+        stats = ReplayStats()
+        events = list(read_events(file, stats))
+        source = getattr(file, "name", "stdin")
+        if stats.invalid:
+            click.echo(f"skipped {stats.invalid} invalid line(s) of {source}", err=True)
+    else:
+        if t_from is None:
+            raise click.UsageError("give a FILE, or --from (and --to) to read the events topic")
+        from brownout.collector.settings import SettingsError, load_settings
+        from brownout.status.source import read_topic_range
+
+        try:
+            settings = load_settings(config_file, overrides={"kafka.bootstrap_servers": bootstrap_servers,
+                                                             "topics.events": events_topic})
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        end = t_to if t_to is not None else time.time()
+        try:
+            events, counts = asyncio.run(read_topic_range(settings.kafka_settings(), settings.topics.events,
+                                                          t_from - lead_in, end))
+        except Exception as exc:
+            if not _is_kafka_failure(exc):
+                raise
+            raise click.ClickException(f"cannot read {settings.topics.events} from "
+                                       f"{settings.kafka.bootstrap_servers}: {exc}") from None
+        source = f"{settings.topics.events} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t_from))} to " \
+                 f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))}"
+        click.echo(f"read {counts['records']} records: {len(events)} events in range, "
+                   f"{counts['invalid']} invalid", err=True)
+    if not events:
+        raise click.ClickException("no events to report on")
+    written = write_reports(events, out_dir, rules, since=t_from, until=t_to, png=png, source=source)
+    for w in written:
+        click.echo(f"{w.html}" + (f" (+ {len(w.pngs)} PNG charts)" if w.pngs else ""))
+    click.echo(f"{len(written)} incident(s); index: {Path(out_dir) / 'index.html'}", err=True)
 
 
 @main.group()

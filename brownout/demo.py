@@ -17,12 +17,13 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from brownout import codec
 from brownout import semconv as sc
 from brownout.collector.service import Collector
-from brownout.model import Decision, Key
+from brownout.model import Decision, Event, Key
 from brownout.pipeline import Pipeline
 from brownout.sim import Incident, Simulator, Traffic
 from brownout.transport import MemoryTransport, default_topics
@@ -59,6 +60,7 @@ class DemoResult:
     events: int = 0
     dead_letters: int = 0
     routed: collections.Counter[str] = field(default_factory=collections.Counter)
+    recorded: list[Event] = field(default_factory=list)  # every event sent, for the incident report
 
     def first(self, kind: str, state: str, key: Key = INCIDENT_KEY, after: float = 0.0) -> Decision | None:
         for d in self.decisions:
@@ -157,8 +159,13 @@ def describe(d: Decision) -> str:
 
 
 async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout, live: bool | None = None,
-                   timeline: Timeline | None = None, rules: Any = None) -> DemoResult:
-    """Run the demo; returns what was decided. ``speed`` is simulated seconds per second."""
+                   timeline: Timeline | None = None, rules: Any = None, *, board: Any = None,
+                   history: Any = None) -> DemoResult:
+    """Run the demo; returns what was decided. ``speed`` is simulated seconds per second.
+
+    ``board`` (a :class:`~brownout.exporters.prometheus.StatusBoard`) and ``history`` (a
+    :class:`~brownout.status.HistoryRecorder`) are fed as the collector feeds them, for a status page.
+    """
     tl = timeline or Timeline()
     live = out.isatty() if live is None else live
     view = View(out, live)
@@ -176,7 +183,8 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
             view.note(describe(d))
 
     collector = Collector(transport, Pipeline(rules, seed=seed), clock=lambda: now[0],
-                         on_decision=[on_decision], batch_size=10_000)
+                          on_decision=[on_decision], batch_size=10_000, status_board=board, status_interval=0.0,
+                          history=history)
     from brownout.breakers import AsyncBreakerBoard
 
     board = AsyncBreakerBoard(transport, topic=sc.TOPIC_CONTROL, clock=lambda: now[0], registry=None,
@@ -207,6 +215,7 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
             await producer.send(sc.TOPIC_EVENTS, codec.encode_otlp_proto(evs), key=str(k).encode(),
                                 headers=((sc.HEADER_CONTENT_TYPE, sc.CONTENT_OTLP_PROTO.encode()),))
         result.events += len(events)
+        result.recorded.extend(events)
         now[0] = nxt
         await collector.poll_once(timeout=0.0)
         await asyncio.sleep(0)  # let the board's follower read the control topic
@@ -230,6 +239,20 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
         for line in view.table(status, collector.pipeline.breaker_states(), keys):
             print(line, file=out)
     return result
+
+
+def write_report(result: DemoResult, out_dir: str, rules: Any = None, out: TextIO = sys.stdout,
+                 png: bool | None = None, seed: int = 7) -> list[Any]:
+    """The incident report of the demo's events (``brownout report`` on them), and where it went."""
+    from brownout.status.report import write_reports
+
+    written = write_reports(result.recorded, out_dir, rules, seed=seed, png=png, source="brownout demo")
+    for w in written:
+        pngs = f" (+ {len(w.pngs)} PNG charts)" if w.pngs else ""
+        print(f"  incident report: {w.html.resolve()}{pngs}", file=out)
+    if not written:
+        print(f"  no incident to report; index at {(Path(out_dir) / 'index.html').resolve()}", file=out)
+    return written
 
 
 def summarize(result: DemoResult, tl: Timeline, out: TextIO = sys.stdout) -> int:

@@ -44,6 +44,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     board = StatusBoard()
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
     registry.register(BreakerBookCollector(pipeline.book))
+    history, page = _status_page(settings, board, rules)
     dispatcher = _dispatcher(settings, env, metrics)
     handlers: list[Any] = [metrics.decision]
     if dispatcher is not None:
@@ -51,10 +52,12 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     collector = Collector(transport, pipeline, events_topic=t.events, control_topic=t.control,
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
                           batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
-                          status_board=board, state=state)
+                          status_board=board, state=state, history=history)
     server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
-                           ready=lambda: collector.ready)
+                           ready=lambda: collector.ready, pages=page.handle if page is not None else None)
     server.start()
+    if page is not None:
+        page.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,6 +81,8 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
         if dispatcher is not None:
             dispatcher.advance()
             dispatcher.stop()
+        if page is not None:
+            page.stop()
         server.stop()
     return collector
 
@@ -89,6 +94,16 @@ async def _watch_lag(collector: Collector, stop: asyncio.Event, every: float = 1
         except Exception as exc:  # lag is a reading; never let it stop the collector
             log.debug("consumer lag unavailable: %s", exc)
         await asyncio.sleep(every)
+
+
+def _status_page(settings: Settings, board: Any, rules: Any) -> tuple[Any, Any]:
+    """The history recorder and the /status pages (both None when status.history_minutes is 0)."""
+    if not settings.status.history_minutes:
+        return None, None
+    from brownout.status import HistoryRecorder, StatusPage
+
+    history = HistoryRecorder(settings.status.history_minutes, max_keys=settings.metrics.max_keys)
+    return history, StatusPage(board, history, rules=rules, refresh=settings.status.refresh)
 
 
 def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
@@ -107,7 +122,8 @@ def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
     outbox = Outbox(os.path.join(n.outbox_dir, "outbox.db")) if n.outbox_dir else None
     log.info("notifying: %s%s", ", ".join(x.name for x in notifiers),
              f" (outbox {n.outbox_dir})" if outbox else " (no outbox: set notify.outbox_dir)")
-    return AlertDispatcher(notifiers, outbox=outbox, runbook_url=n.runbook_url, metrics=metrics)
+    return AlertDispatcher(notifiers, outbox=outbox, runbook_url=n.runbook_url, metrics=metrics,
+                           public_url=n.public_url)
 
 
 def _state_keeper(settings: Settings, env: Any, pipeline: Pipeline, signer: Any) -> Any:

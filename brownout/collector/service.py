@@ -61,7 +61,8 @@ class Collector:
                  clock: Callable[[], float] = time.time, batch_size: int = 2000,
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
                  on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
-                 status_board: Any = None, status_interval: float = 1.0, state: Any = None) -> None:
+                 status_board: Any = None, status_interval: float = 1.0, state: Any = None,
+                 history: Any = None) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
@@ -85,6 +86,7 @@ class Collector:
         self._producer: Any = None
         self._ready = False
         self.state = state
+        self.history = history  # a brownout.status.HistoryRecorder: fed after every step
         self._lock = asyncio.Lock()  # one batch, or one rebalance callback, at a time
         self._generation = 0  # rebalances seen: a batch fetched before one is not processed
         self._judged = float("-inf")  # event time the pipeline has been advanced to
@@ -271,6 +273,8 @@ class Collector:
                         await res
                 except Exception:  # a broken handler must not stop judging
                     log.exception("decision handler %r failed", h)
+        if self.history is not None:
+            self.history.tick(now, decisions, self.pipeline)
         if self.state is not None and decisions:
             # the state of a key that just changed goes out with its control record, so a
             # restart or the next owner does not announce the same transition again

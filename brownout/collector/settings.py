@@ -63,12 +63,19 @@ class NotifySection:
     webhook_url: str | None = None
     runbook_url: str | None = None
     outbox_dir: str | None = None
+    public_url: str | None = None  # where people reach the status page: alerts link to the key's page
 
 
 @dataclass
 class StateSection:
     interval: float = 30.0  # seconds between snapshots of a key to the state topic
     max_per_poll: int = 200  # snapshots written per poll (spreads the periodic work)
+
+
+@dataclass
+class StatusSection:
+    history_minutes: int = 240  # per-minute rows kept per key for /status (0 turns the page off)
+    refresh: int = 15  # seconds between the page's own reloads
 
 
 @dataclass
@@ -84,6 +91,7 @@ class Settings:
     notify: NotifySection = field(default_factory=NotifySection)
     signing: SigningSection = field(default_factory=SigningSection)
     state: StateSection = field(default_factory=StateSection)
+    status: StatusSection = field(default_factory=StatusSection)
     group_id: str = "brownout-collector"
     rules_file: str | None = None
     batch_size: int = 2000
@@ -117,7 +125,8 @@ class Settings:
 
 
 _SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
-                  "notify": NotifySection, "signing": SigningSection, "state": StateSection}
+                  "notify": NotifySection, "signing": SigningSection, "state": StateSection,
+                  "status": StatusSection}
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -227,3 +236,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError("state.max_per_poll: must be at least 1")
     if s.batch_size < 1:
         raise SettingsError("batch_size: must be at least 1")
+    if s.status.history_minutes != 0 and not 2 <= s.status.history_minutes <= 7 * 24 * 60:
+        raise SettingsError(f"status.history_minutes: {s.status.history_minutes} is not 0 (off) or 2..10080")
+    if s.status.refresh < 0:
+        raise SettingsError("status.refresh: must be >= 0 seconds (0: no reload)")
+    if s.notify.public_url is not None and not s.notify.public_url.startswith(("http://", "https://")):
+        raise SettingsError(f"notify.public_url: {s.notify.public_url!r} is not an http(s) URL")

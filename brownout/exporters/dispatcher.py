@@ -34,6 +34,7 @@ from brownout.exporters.alerts import BREAKER_ALERT, FIRING, SEVERITY_RANK, Aler
 from brownout.exporters.delivery import Notifier, RetryingNotifier
 from brownout.exporters.outbox import Notification, Outbox
 from brownout.model import Decision, Key
+from brownout.status.urls import key_url
 
 __all__ = ["AlertDispatcher"]
 
@@ -61,6 +62,8 @@ class AlertDispatcher:
     clock: wall-clock seconds for the group timers.
     runbook_url, windows, generator_url: what :meth:`Alert.from_decision` puts in annotations
         (``windows`` maps a rule to its window in seconds).
+    public_url: where people reach the collector's status page; each alert's ``generator_url``
+        is then its key's page (Slack and PagerDuty link it, Alertmanager gets it as generatorURL).
     metrics: anything with ``notification(integration, result)``, e.g. ``CollectorMetrics``.
     """
 
@@ -77,6 +80,7 @@ class AlertDispatcher:
         windows: Mapping[str, float] | None = None,
         generator_url: str = "",
         metrics: Any = None,
+        public_url: str | None = None,
     ) -> None:
         if min(group_wait, group_interval, repeat_interval) < 0 or group_interval <= 0:
             raise ValueError("dispatcher: group_wait and repeat_interval must be >= 0, group_interval > 0")
@@ -93,6 +97,7 @@ class AlertDispatcher:
         self.runbook_url = runbook_url
         self.windows = dict(windows or {})
         self.generator_url = generator_url
+        self.public_url = public_url
         self.metrics = metrics
         self._lock = threading.RLock()
         self._deliver_lock = threading.Lock()
@@ -116,9 +121,9 @@ class AlertDispatcher:
         """Take one decision; alerts change, nothing is sent yet. A decision that cannot become
         an alert is logged and counted in :attr:`invalid_decisions`, never raised into the caller."""
         try:
+            link = key_url(self.public_url, decision.key) if self.public_url else self.generator_url
             alert = Alert.from_decision(decision, runbook_url=self.runbook_url,
-                                        window=self.windows.get(decision.rule),
-                                        generator_url=self.generator_url)
+                                        window=self.windows.get(decision.rule), generator_url=link)
         except (ValueError, TypeError, AttributeError) as exc:
             self.invalid_decisions += 1
             log.error("dispatcher: ignoring decision %r: %s", decision, exc)

@@ -1,6 +1,7 @@
 """PagerDuty Events API v2: one trigger or resolve per alert, ``dedup_key`` = the alert fingerprint.
 
-202 means accepted; 400 is permanent (a malformed event will not get better); 429 and 5xx are
+A trigger links the runbook and, when the collector has a public URL, the key's status page
+(also as ``client_url``). 202 means accepted; 400 is permanent (a malformed event will not get better); 429 and 5xx are
 retried by the wrapper.
 
 >>> from brownout.model import Decision, Key
@@ -75,8 +76,13 @@ def pagerduty_event(alert: Alert, *, routing_key: str, source: str = "brownout",
     event["client"] = "brownout"
     if client_url or alert.generator_url:
         event["client_url"] = client_url or alert.generator_url
+    links = []
     if ann.get("runbook_url"):
-        event["links"] = [{"href": ann["runbook_url"], "text": "Runbook"}]
+        links.append({"href": ann["runbook_url"], "text": "Runbook"})
+    if alert.generator_url:
+        links.append({"href": alert.generator_url, "text": f"Status of {alert.key}"})
+    if links:
+        event["links"] = links
     return event
 
 

@@ -259,7 +259,9 @@ class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` over HTTP, in a daemon thread (stdlib only).
 
     ``port=0`` picks a free port (read it back from :attr:`port`). ``ready`` and ``healthy`` are
-    called per request; a false or raising callable answers 503.
+    called per request; a false or raising callable answers 503. ``pages`` serves every other
+    path it knows (the status page: :class:`brownout.status.StatusPage`'s ``handle``), returning
+    ``(status, body, content type)`` or None for a 404.
 
     >>> from prometheus_client import CollectorRegistry
     >>> s = MetricsServer(CollectorRegistry(), host="127.0.0.1", port=0, ready=lambda: False)
@@ -273,8 +275,10 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY, *, host: str = "0.0.0.0", port: int = 9464,
-                 ready: Callable[[], bool] = lambda: True, healthy: Callable[[], bool] = lambda: True) -> None:
+                 ready: Callable[[], bool] = lambda: True, healthy: Callable[[], bool] = lambda: True,
+                 pages: Callable[[str], tuple[int, bytes, str] | None] | None = None) -> None:
         self.registry = registry
+        self.pages = pages
         self.host = host
         self.port = port
         self.ready = ready
@@ -345,7 +349,18 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
                 ok = _probe(server.ready)
                 self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
             else:
-                self._send(404, b"not found: try /metrics, /healthz, /readyz\n")
+                page = None
+                if server.pages is not None:
+                    try:
+                        page = server.pages(self.path)
+                    except Exception:
+                        log.exception("status page failed for %s", path)
+                        self._send(500, b"status page failed\n")
+                        return
+                if page is None:
+                    self._send(404, b"not found: try /metrics, /healthz, /readyz, /status\n")
+                else:
+                    self._send(*page)
 
         do_HEAD = do_GET
 

@@ -1,7 +1,8 @@
 """Slack incoming webhook with Block Kit: one message per provider-region group.
 
 Each alert gets a section saying what (rule and summary), where (provider, region, model),
-observed against baseline, since when, and the runbook link; a resolve message says when it ended.
+observed against baseline, since when, the runbook link and, when the collector has a public URL,
+a link to the key's status page; a resolve message says when it ended.
 Slack's limits are kept (header 150 characters, section text 3000, at most 10 fields of 2000,
 at most 50 blocks; cut text ends with an ellipsis), and at most one message per second goes out.
 
@@ -82,8 +83,13 @@ def _section(alert: Alert) -> dict[str, Any]:
     mark = ":red_circle:" if alert.firing else ":large_green_circle:"
     state = "firing" if alert.firing else "resolved"
     text = f"{mark} *{_esc(alert.alertname)}* {state} on `{_esc(str(alert.key))}`\n{_esc(alert.summary)}"
+    links = []
     if ann.get("runbook_url"):
-        text += f"\n<{ann['runbook_url']}|Runbook>"
+        links.append(f"<{ann['runbook_url']}|Runbook>")
+    if alert.generator_url:
+        links.append(f"<{alert.generator_url}|Status page>")
+    if links:
+        text += "\n" + " · ".join(links)
     fields = [
         ("Provider", lab["provider"]),
         ("Region", lab["region"]),

@@ -80,7 +80,7 @@ def rule_setting(rules: Any, key: Key, rule: str, name: str, default: float) -> 
     if rules is None:
         return default
     try:
-        value = rules.for_key(key)[rule][name]
+        value = getattr(rules.for_key(key)[rule], name)
     except (AttributeError, KeyError, TypeError):
         return default
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default

@@ -181,7 +181,7 @@ def test_the_collector_feeds_it_from_a_real_pipeline() -> None:
     assert s["requests"][row[5]] == 240  # 4 requests/s over a full minute
     assert s["error_rate"][row[9]] == pytest.approx(0.0)
     assert s["error_rate"][row[13]] == pytest.approx(1.0)
-    assert np.isfinite(s["ttft_p50_baseline"][row[10]])  # warmed after ten minutes
+    assert np.isfinite(s["ttft_p50_baseline"][row[11]])  # warmed by ten minutes of data
     assert s["breaker"][row[9]] == 0.0 and np.nanmax(s["breaker"]) == 2.0
     assert any(d.kind == "breaker" and d.state == "open" for d in history.decisions(east))
     assert np.nanmax(history.series(west)["error_rate"]) == 0.0

@@ -58,8 +58,12 @@ BREAKER_STATE_VALUES: Mapping[str, float] = {"closed": 0.0, "half_open": 1.0, "o
 KEY_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("brownout_key_ttft_p50_seconds", "ttft_p50", "Median time to first token over the last minute."),
     ("brownout_key_ttft_p50_baseline_seconds", "ttft_p50_baseline", "Baseline of the median time to first token."),
-    ("brownout_key_latency_p95_seconds", "latency_p95", "p95 request latency over the last 5 minutes."),
-    ("brownout_key_latency_p95_baseline_seconds", "latency_p95_baseline", "Baseline of the p95 request latency."),
+    ("brownout_key_ttft_p95_seconds", "ttft_p95", "p95 time to first token over the last minute."),
+    ("brownout_key_ttft_p95_baseline_seconds", "ttft_p95_baseline", "Baseline of the p95 time to first token."),
+    ("brownout_key_latency_per_token_p95_seconds", "latency_p95",
+     "p95 of request duration per output token over the last minute."),
+    ("brownout_key_latency_per_token_p95_baseline_seconds", "latency_p95_baseline",
+     "Baseline of the p95 request duration per output token."),
     ("brownout_key_error_ratio", "error_rate", "Share of requests that failed over the last minute."),
     ("brownout_key_capacity_error_ratio", "capacity_error_rate",
      "Share of requests that failed for lack of capacity (429, 5xx, 529, timeouts) over the last minute."),
@@ -69,6 +73,7 @@ KEY_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("brownout_key_itl_p95_seconds", "itl_p95", "p95 inter-token latency."),
     ("brownout_key_goodput_ratio", "goodput", "Share of requests done within their deadline."),
     ("brownout_key_requests", "requests", "Requests completed over the last minute."),
+    ("brownout_key_stall_reports", "stalls", "Calls reported still waiting for a first token over the last minute."),
 )
 
 

@@ -38,6 +38,9 @@ class Status:
     capacity_error_rate: float | None = 0.005
     ttft_p50: float | None = 0.4
     ttft_p50_baseline: float | None = 0.35
+    ttft_p95: float | None = 0.9
+    ttft_p95_baseline: float | None = 0.7
+    stalls: int = 2
     latency_p95: float | None = 3.0
     latency_p95_baseline: float | None = 2.5
     tokens_per_s: float | None = 55.0
@@ -84,7 +87,7 @@ def test_unknown_readings_are_left_out_not_zero() -> None:
     board.update({k: Status(ttft_p50_baseline=None, latency_p95=math.nan, warming=True)})
     reg = scrape(board)
     assert reg.get_sample_value("brownout_key_ttft_p50_baseline_seconds", labels(k)) is None
-    assert reg.get_sample_value("brownout_key_latency_p95_seconds", labels(k)) is None
+    assert reg.get_sample_value("brownout_key_latency_per_token_p95_seconds", labels(k)) is None
     assert reg.get_sample_value("brownout_key_ttft_p50_seconds", labels(k)) == 0.4
     assert reg.get_sample_value("brownout_key_warming", labels(k)) == 1.0
 

@@ -46,6 +46,7 @@ def served_metric_names() -> set[str]:
     board = StatusBoard()
     k = Key("p", "r", "m")
     everything = SimpleNamespace(requests=1, error_rate=0.1, capacity_error_rate=0.1, ttft_p50=1, ttft_p50_baseline=1,
+                                 ttft_p95=1, ttft_p95_baseline=1, stalls=0,
                                  latency_p95=1, latency_p95_baseline=1, tokens_per_s=1, tokens_per_s_baseline=1,
                                  itl_p95=1, goodput=1, warming=False, firing=("x",))
     board.update({k: everything}, {k: "open"})

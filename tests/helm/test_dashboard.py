@@ -70,7 +70,7 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
     exprs = {p["title"]: " ".join(t["expr"] for t in p.get("targets", [])) for p in panels(dashboard())}
     joined = " ".join(exprs.values())
     for metric in ("brownout_key_ttft_p50_seconds", "brownout_key_ttft_p50_baseline_seconds",
-                   "brownout_key_latency_p95_seconds", "brownout_key_latency_p95_baseline_seconds",
+                   "brownout_key_latency_per_token_p95_seconds", "brownout_key_latency_per_token_p95_baseline_seconds",
                    "brownout_key_error_ratio", "brownout_key_output_tokens_per_second",
                    "brownout_breaker_state", "brownout_alerts_firing"):
         assert metric in joined, f"no panel shows {metric}"

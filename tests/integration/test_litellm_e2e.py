@@ -489,7 +489,7 @@ async def test_router_leaves_a_slow_deployment_and_comes_back(kafka_bootstrap, c
     topics, port = await collector(LATENCY_RULES)
     east, west = servers
     east.first_token_delay = west.first_token_delay = 0.1
-    baseline = 'brownout_key_latency_p95_baseline_seconds{model="gpt-4o",provider="openai",region="eastus"}'
+    baseline = 'brownout_key_latency_per_token_p95_baseline_seconds{model="gpt-4o",provider="openai",region="eastus"}'
     learned: list[float] = []
 
     async def healthy():  # the baseline learns at minute boundaries (event time): up to a minute

@@ -85,7 +85,7 @@ async def test_a_killed_collector_restarts_with_its_baselines_and_announces_noth
         back_in = time.monotonic() - second.started
         after_kill = time.time() - killed_at
         samples = second.metrics()
-        assert sample(samples, "brownout_key_latency_p95_baseline_seconds", **key_labels(STEADY)) is not None
+        assert sample(samples, "brownout_key_latency_per_token_p95_baseline_seconds", **key_labels(STEADY)) is not None
         assert sample(samples, "brownout_alerts_firing", rule="error_rate", **key_labels(FAILING)) == 1.0
         await asyncio.sleep(12)  # judge a while with the restored state
         samples = second.metrics()

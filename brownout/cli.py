@@ -164,7 +164,8 @@ def kafka() -> None:
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers.")
 @click.option("--partitions", type=int, help="Partitions of the events and state topics.")
 def init_topics(config_file: str | None, bootstrap_servers: str | None, partitions: int | None) -> None:
-    """Create the events, control (compacted), state (compacted) and dead-letter topics."""
+    """Create the events, control (compacted), state (compacted) and dead-letter topics, and
+    topics.keyed if it is set."""
     from brownout.collector.run import topic_specs
     from brownout.collector.settings import SettingsError, load_settings
     from brownout.transport import KafkaTransport

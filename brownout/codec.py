@@ -350,5 +350,5 @@ def encode_flat(events: Iterable[Event]) -> bytes:
     return b"\n".join(dumps(e.to_flat()) for e in events)
 
 
-__all__ = ["decode", "sniff", "payload_kind", "fill_region", "decode_otlp_proto", "decode_otlp_json", "encode_otlp_proto",
-           "encode_otlp_json", "encode_flat", "span_attributes", "Decoded"]
+__all__ = ["decode", "sniff", "payload_kind", "fill_region", "decode_otlp_proto", "decode_otlp_json",
+           "encode_otlp_proto", "encode_otlp_json", "encode_flat", "span_attributes", "Decoded"]

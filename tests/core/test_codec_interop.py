@@ -117,7 +117,8 @@ def test_resource_region_wins_over_the_derived_one_and_no_map_keeps_the_old_rule
         span.attributes.extend(attrs)
     bare = req.SerializeToString()
     assert {e.reason for e in codec.decode(bare, sc.CONTENT_OTLP_PROTO)} == {"missing_attribute"}
-    assert {e.reason for e in codec.decode(bare, sc.CONTENT_OTLP_PROTO, RegionMap(default=None))} == {"missing_attribute"}
+    strict = RegionMap(default=None)
+    assert {e.reason for e in codec.decode(bare, sc.CONTENT_OTLP_PROTO, strict)} == {"missing_attribute"}
     assert {e.key.region for e in codec.decode(bare, sc.CONTENT_OTLP_PROTO, RegionMap(default="global"))} == {"global"}
     kv = rs.resource.attributes.add()
     kv.key, kv.value.string_value = sc.CLOUD_REGION, "eu-west-1"

@@ -51,7 +51,7 @@ def otelcol() -> str:
     done = subprocess.run(["bash", str(ROOT / "scripts" / "otelcol"), "--cached"], capture_output=True, text=True)
     if done.returncode == 0 and done.stdout.strip():
         return done.stdout.strip().splitlines()[-1]
-    message = "the OpenTelemetry Collector is not built: run scripts/otelcol (a few minutes, then cached), or set OTELCOL"
+    message = "the OpenTelemetry Collector is not built: run scripts/otelcol (minutes, then cached), or set OTELCOL"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)

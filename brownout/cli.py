@@ -89,11 +89,16 @@ def demo(speed: float, seed: int, rules_file: str | None, plain: bool, report_di
 @click.option("--metrics-port", type=int, help="Port of /metrics, /healthz and /readyz.")
 @click.option("--events-topic", help="Events topic.")
 @click.option("--control-topic", help="Control topic.")
+@click.option("--keyed-topic", help="Where records without a provider/region/model key (an OTel Collector's) "
+              "are republished keyed; default: the events topic.")
+@click.option("--default-region", help="Region of spans that name none and whose server.address maps to none "
+              "(default 'global'; '' dead-letters them).")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create missing topics with their policies at start.")
 def collect(config_file: str | None, bootstrap_servers: str | None, group_id: str | None,
             rules_file: str | None, metrics_port: int | None, events_topic: str | None,
-            control_topic: str | None, create_topics: bool) -> None:
+            control_topic: str | None, keyed_topic: str | None, default_region: str | None,
+            create_topics: bool) -> None:
     """Run the collector against Kafka.
 
     Settings come from defaults, then --config, then BROWNOUT_* environment variables
@@ -106,7 +111,8 @@ def collect(config_file: str | None, bootstrap_servers: str | None, group_id: st
     try:
         settings = load_settings(config_file, overrides={
             "kafka.bootstrap_servers": bootstrap_servers, "group_id": group_id, "rules_file": rules_file,
-            "metrics.port": metrics_port, "topics.events": events_topic, "topics.control": control_topic})
+            "metrics.port": metrics_port, "topics.events": events_topic, "topics.control": control_topic,
+            "topics.keyed": keyed_topic, "default_region": default_region})
         rules = load_rules(settings.rules_file)
     except (SettingsError, RuleError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -259,19 +265,18 @@ def kafka() -> None:
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers.")
 @click.option("--partitions", type=int, help="Partitions of the events and state topics.")
 def init_topics(config_file: str | None, bootstrap_servers: str | None, partitions: int | None) -> None:
-    """Create the events, control (compacted), state (compacted) and dead-letter topics."""
+    """Create the events, control (compacted), state (compacted) and dead-letter topics, and
+    topics.keyed if it is set."""
+    from brownout.collector.run import topic_specs
     from brownout.collector.settings import SettingsError, load_settings
     from brownout.transport import KafkaTransport
-    from brownout.transport.base import default_topics
 
     try:
         s = load_settings(config_file, overrides={"kafka.bootstrap_servers": bootstrap_servers,
                                                   "kafka.partitions": partitions})
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    specs = default_topics(s.topics.events, s.topics.control, s.topics.state, s.topics.dead_letter,
-                           partitions=s.kafka.partitions, replication=s.kafka.replication_factor,
-                           retention_hours=s.kafka.retention_hours)
+    specs = topic_specs(s)
     created = asyncio.run(KafkaTransport(s.kafka_settings()).create_topics(specs))
     for spec in specs:
         state = "created" if spec.name in created else "exists"

@@ -224,6 +224,9 @@ class Event:
                 kwargs[fname] = _coerce(v, typ)
             except (TypeError, ValueError, OverflowError):
                 raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
+        err = kwargs.get("error_type")
+        if err is not None and err.startswith("<class '"):
+            kwargs["error_type"] = _class_name(err)
         reasons = get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
         if reasons is not None:
             if isinstance(reasons, str):
@@ -241,6 +244,14 @@ class Event:
 
 _LEGACY_NAMES = frozenset(sc.LEGACY_ATTRIBUTES)
 _KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
+
+
+def _class_name(text: str) -> str:
+    """``InternalServerError`` of ``<class 'openai.InternalServerError'>``: the ``str()`` of an exception
+    class, which some instrumentations (OTel's openai-v2 with opentelemetry-util-genai 1.1) write as
+    ``error.type``; the class name is what :func:`brownout.semconv.error_class` knows."""
+    inner = text[len("<class '"):].rstrip("'>")
+    return inner.rpartition(".")[2] or text
 
 
 def _utf8(text: str) -> bool:

@@ -4,6 +4,7 @@ signals. ``brownout collect`` calls :func:`run_collector`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -32,9 +33,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     transport = transport or KafkaTransport(settings.kafka_settings(env))
     t = settings.topics
     if create_topics:
-        created = await transport.create_topics(default_topics(
-            t.events, t.control, t.state, t.dead_letter, partitions=settings.kafka.partitions,
-            replication=settings.kafka.replication_factor, retention_hours=settings.kafka.retention_hours))
+        created = await transport.create_topics(topic_specs(settings))
         if created:
             log.info("created topics: %s", ", ".join(created))
     signer = _signer(settings, env)
@@ -52,7 +51,10 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     collector = Collector(transport, pipeline, events_topic=t.events, control_topic=t.control,
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
                           batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
-                          status_board=board, state=state, history=history)
+                          status_board=board, state=state, history=history, keyed_topic=t.keyed,
+                          regions=settings.region_map())
+    log.info("spans without cloud.region: %s; records without a provider/region/model key are "
+             "republished keyed to %s", _region_rule(settings), t.keyed or t.events)
     server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
                            ready=lambda: collector.ready, pages=page.handle if page is not None else None)
     server.start()
@@ -85,6 +87,21 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             page.stop()
         server.stop()
     return collector
+
+
+def topic_specs(settings: Settings) -> list[Any]:
+    """The topics to create: DESIGN's four, and the keyed topic (like the events topic) when one is set."""
+    t, k = settings.topics, settings.kafka
+    specs = default_topics(t.events, t.control, t.state, t.dead_letter, partitions=k.partitions,
+                           replication=k.replication_factor, retention_hours=k.retention_hours)
+    if t.keyed and t.keyed != t.events:
+        specs.insert(1, dataclasses.replace(specs[0], name=t.keyed))
+    return specs
+
+
+def _region_rule(settings: Settings) -> str:
+    rule = f"region from server.address ({len(settings.regions)} mapped hosts), else "
+    return rule + (repr(settings.default_region) if settings.default_region else "dead-lettered")
 
 
 async def _watch_lag(collector: Collector, stop: asyncio.Event, every: float = 10.0) -> None:

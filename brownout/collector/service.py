@@ -3,6 +3,9 @@ publish breaker state, hand alerts on, commit only after all of that.
 
 Bad input never stops it: undecodable records and invalid spans go to the dead-letter
 topic (the original bytes, with the reason in a header) and a counter, with one log line.
+Records without a ``provider/region/model`` key (the OpenTelemetry Collector's Kafka exporter
+writes none) are not judged where they land: their events are republished keyed
+(:mod:`brownout.collector.rekey`), so each key is judged by the one member that owns it.
 
 >>> import asyncio
 >>> from brownout.transport import MemoryTransport
@@ -27,6 +30,8 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from brownout import codec
 from brownout import semconv as sc
+from brownout.collector.rekey import Rekeyer, is_keyed
+from brownout.endpoints import RegionMap
 from brownout.model import Decision, Event, InvalidEvent
 from brownout.pipeline import Pipeline
 from brownout.transport.base import CommitFailedError, Record, TopicPartitions, Transport
@@ -53,6 +58,12 @@ class Collector:
         A :class:`~brownout.collector.state.StateKeeper`: per-key state is saved to the state
         topic (periodically, after a key's transition, on revocation and on stop) and restored
         when partitions are assigned. None keeps state in memory only.
+    keyed_topic
+        Where events of records without a ``provider/region/model`` key are republished keyed
+        (None: the events topic). Also consumed; its partitions are the ones that own keys.
+    regions
+        The :class:`~brownout.endpoints.RegionMap` that gives spans without ``cloud.region`` one
+        (by ``server.address``, else its default); None dead-letters them.
     """
 
     def __init__(self, transport: Transport, pipeline: Pipeline | None = None, *,
@@ -62,10 +73,13 @@ class Collector:
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
                  on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
                  status_board: Any = None, status_interval: float = 1.0, state: Any = None,
-                 history: Any = None) -> None:
+                 history: Any = None, keyed_topic: str | None = None, regions: RegionMap | None = None) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
+        self.keyed_topic = keyed_topic or events_topic
+        self.rekeyer = Rekeyer(self.keyed_topic)
+        self.regions = regions
         self.control_topic = control_topic
         self.dead_letter_topic = dead_letter_topic
         self.group_id = group_id
@@ -92,7 +106,7 @@ class Collector:
         self._judged = float("-inf")  # event time the pipeline has been advanced to
         self.catch_up_after = 30.0  # seconds behind the wall clock that count as a backlog
         self._batch_end: float | None = None  # newest event end in the batch being ingested
-        self._owned: set[int] | None = None  # events partitions assigned (None: no listener)
+        self._owned: set[tuple[str, int]] | None = None  # partitions assigned (None: no listener)
 
     @property
     def ready(self) -> bool:
@@ -101,13 +115,13 @@ class Collector:
     async def start(self) -> None:
         self._producer = self.transport.producer()
         await self._producer.start()
+        topics = list(dict.fromkeys([self.events_topic, self.keyed_topic]))
         if self.state is not None:
             self.state.partition_for = self._partition_for
-            self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
+            self._consumer = self.transport.consumer(topics, group_id=self.group_id,
                                                      from_beginning=True, listener=self)
         else:
-            self._consumer = self.transport.consumer([self.events_topic], group_id=self.group_id,
-                                                     from_beginning=True)
+            self._consumer = self.transport.consumer(topics, group_id=self.group_id, from_beginning=True)
         await self._consumer.start()
         self._ready = True
         log.info("collector started: events=%s control=%s group=%s", self.events_topic,
@@ -133,7 +147,7 @@ class Collector:
         generation = self._generation  # no await between the fetch and this line
         async with self._lock:
             if records and (generation != self._generation or self._owned is not None
-                            and any(r.partition not in self._owned for r in records)):
+                            and any((r.topic, r.partition) not in self._owned for r in records)):
                 # a rebalance came between the fetch and now: positions went back to the committed
                 # offsets, so whoever owns these partitions now reads the batch again
                 self.counts["records_rebalanced"] += len(records)
@@ -172,16 +186,18 @@ class Collector:
 
     # --- state handoff (a RebalanceListener) --------------------------------------------
     def _partition_for(self, key: Any) -> int | None:
-        return self._consumer.partition_of(self.events_topic, str(key).encode())
+        return self._consumer.partition_of(self.keyed_topic, str(key).encode())
 
     async def on_revoked(self, partitions: TopicPartitions) -> None:
         """Save the state of the keys of ``partitions`` for their next owner, then drop it."""
-        parts = {p for t, p in partitions if t == self.events_topic}
-        if not parts or self.state is None:
+        if not partitions or self.state is None:
             return
+        parts = {p for t, p in partitions if t == self.keyed_topic}
         async with self._lock:
             self._generation += 1
-            self._owned = (self._owned or set()) - parts
+            self._owned = (self._owned or set()) - set(partitions)
+            if not parts:
+                return
             keys = self.state.keys_of(parts)
             await self._save_quietly(keys)
             self.state.forget(parts)
@@ -189,12 +205,12 @@ class Collector:
 
     async def on_assigned(self, partitions: TopicPartitions) -> None:
         """Load the latest state of the keys of ``partitions`` (and their breakers' records)."""
-        parts = {p for t, p in partitions if t == self.events_topic}
+        parts = {p for t, p in partitions if t == self.keyed_topic}
         if self.state is None:
             return
         async with self._lock:
             self._generation += 1
-            self._owned = (self._owned or set()) | parts
+            self._owned = (self._owned or set()) | set(partitions)
             if not parts:
                 return
             t0 = time.monotonic()
@@ -240,6 +256,8 @@ class Collector:
                     self.metrics.event(label, delta)
                 elif kind == "decode_error":
                     self.metrics.decode_error(label, delta)
+                elif kind == "rekeyed":
+                    self.metrics.rekeyed(label, delta)
             late = self.pipeline.late_events - self._exported["late"]
             if late > 0:
                 self._exported["late"] += late
@@ -288,10 +306,12 @@ class Collector:
             await self._dead_letter(rec, InvalidEvent("empty_value"))
             return
         try:
-            items = codec.decode(rec.value, ctype.decode("latin-1") if ctype else None)
+            items = codec.decode(rec.value, ctype.decode("latin-1") if ctype else None, self.regions)
         except Exception as exc:  # decode never raises by contract; a bug must not crash-loop us
             log.exception("decoder failed on %s[%d]@%d", rec.topic, rec.partition, rec.offset)
             items = [InvalidEvent("decoder_error", f"{type(exc).__name__}: {exc}"[:200])]
+        if not is_keyed(rec.key):
+            items = await self._rekey(rec, items, now)
         bad: InvalidEvent | None = None
         for item in items:
             if item is None:
@@ -300,7 +320,7 @@ class Collector:
                 bad = bad or item
                 self.counts["events:invalid"] += 1
                 self.counts[f"decode_error:{item.reason}"] += 1
-            elif item.start > now + self.max_future_skew or item.end < now - self.max_age:
+            elif self._out_of_range(item, now):
                 bad = bad or InvalidEvent("bad_timestamp", f"start={item.start} is too far from now={now}")
                 self.counts["events:invalid"] += 1
                 self.counts["decode_error:bad_timestamp"] += 1
@@ -313,6 +333,23 @@ class Collector:
                     self._batch_end = end
         if bad is not None:
             await self._dead_letter(rec, bad)
+
+    def _out_of_range(self, ev: Event, now: float) -> bool:
+        return ev.start > now + self.max_future_skew or ev.end < now - self.max_age
+
+    async def _rekey(self, rec: Record, items: list[codec.Decoded], now: float) -> list[codec.Decoded]:
+        """Republish the usable events of an unkeyed record keyed (judged by their keys' owners);
+        return the rest (skipped, invalid, too far from now), counted and dead-lettered here with
+        the original record, as for a keyed one."""
+        events: list[Event] = []
+        rest: list[codec.Decoded] = []
+        for item in items:
+            (events if isinstance(item, Event) and not self._out_of_range(item, now) else rest).append(item)
+        if events:
+            self.counts["rekeyed:records"] += 1
+            self.counts["rekeyed:events"] += len(events)
+            await self.rekeyer.republish(self._producer, rec, events)
+        return rest
 
     async def _dead_letter(self, rec: Record, err: InvalidEvent) -> None:
         if err.reason == "empty_value":
@@ -332,12 +369,12 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-def events_from_records(records: Iterable[Record]) -> list[Event]:
+def events_from_records(records: Iterable[Record], regions: RegionMap | None = None) -> list[Event]:
     """Decode records into valid events, dropping the rest (for tools and tests)."""
     out = []
     for r in records:
         if r.value is None:
             continue
         ct = r.header(sc.HEADER_CONTENT_TYPE)
-        out.extend(e for e in codec.decode(r.value, ct.decode() if ct else None) if isinstance(e, Event))
+        out.extend(e for e in codec.decode(r.value, ct.decode() if ct else None, regions) if isinstance(e, Event))
     return out

@@ -4,6 +4,8 @@ variables, then command-line flags; validated at load with errors that name the 
 >>> s = load_settings(env={"BROWNOUT_KAFKA_BOOTSTRAP_SERVERS": "k1:9092", "BROWNOUT_METRICS_PORT": "9500"})
 >>> s.kafka.bootstrap_servers, s.metrics.port, s.topics.control
 ('k1:9092', 9500, 'brownout.control')
+>>> load_settings(env={"BROWNOUT_REGIONS": "myres=swedencentral,llm.internal=eastus"}).regions
+{'myres': 'swedencentral', 'llm.internal': 'eastus'}
 >>> load_settings(env={"BROWNOUT_METRICS_PORT": "http"})
 Traceback (most recent call last):
 ...
@@ -46,6 +48,8 @@ class TopicsSection:
     control: str = sc.TOPIC_CONTROL
     state: str = sc.TOPIC_STATE
     dead_letter: str = sc.TOPIC_DEAD_LETTER
+    # where records without a provider/region/model key are republished keyed (None: the events topic)
+    keyed: str | None = None
 
 
 @dataclass
@@ -96,6 +100,16 @@ class Settings:
     rules_file: str | None = None
     batch_size: int = 2000
     log_level: str = "INFO"
+    # spans that name no cloud.region (other instrumentations): server.address mapped by `regions`
+    # (host or Azure resource name -> region) or read from the host name, else this (None: dead-letter)
+    default_region: str | None = "global"
+    regions: dict[str, str] = field(default_factory=dict)
+
+    def region_map(self) -> Any:
+        """The :class:`~brownout.endpoints.RegionMap` of ``regions`` and ``default_region``."""
+        from brownout.endpoints import RegionMap
+
+        return RegionMap(self.regions, default=self.default_region)
 
     # --- secrets: from the environment or files, never from flags or the config file ---
     def secret(self, env: Mapping[str, str], name: str, file_setting: str | None) -> str | None:
@@ -132,6 +146,8 @@ _MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
+    if annotation.startswith("dict"):
+        return _mapping(value, where)
     if value is None:
         if "None" in annotation:
             return None
@@ -151,6 +167,25 @@ def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
     if isinstance(value, (dict, list)):
         raise SettingsError(f"{where}: expected a string, got {type(value).__name__}")
     return str(value)
+
+
+def _mapping(value: Any, where: str) -> dict[str, str]:
+    """A mapping of names to names, from YAML or from ``a=b,c=d`` (an environment variable)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise SettingsError(f"{where}: expected name=value pairs separated by commas, got {value!r}")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{where}: expected a mapping, got {type(value).__name__}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k or not isinstance(v, str) or not v:
+            raise SettingsError(f"{where}: {k!r}: {v!r} must map a non-empty name to a non-empty name")
+        out[k] = v
+    return out
 
 
 def _apply(obj: Any, values: Mapping[str, Any], prefix: str, source: str) -> None:
@@ -242,3 +277,10 @@ def _validate(s: Settings) -> None:
         raise SettingsError("status.refresh: must be >= 0 seconds (0: no reload)")
     if s.notify.public_url is not None and not s.notify.public_url.startswith(("http://", "https://")):
         raise SettingsError(f"notify.public_url: {s.notify.public_url!r} is not an http(s) URL")
+    if s.default_region == "":
+        s.default_region = None  # BROWNOUT_DEFAULT_REGION= (empty) turns the default off
+    for where, region in [("default_region", s.default_region), *((f"regions.{k}", v) for k, v in s.regions.items())]:
+        if region is not None and (len(region) > 256 or "/" in region or not region.isprintable()):
+            raise SettingsError(f"{where}: {region[:80]!r} is not a region name (printable, no '/', at most 256)")
+    if s.topics.keyed == "":
+        s.topics.keyed = None

@@ -236,6 +236,10 @@ class CollectorMetrics:
         self.notifications = Counter("brownout_notifications", "Notifications by integration and result "
                                      "(delivered, failed, deferred, dropped).", ["integration", "result"], **kw)
         self.decisions = Counter("brownout_decisions", "Decisions taken, by kind and state.", ["kind", "state"], **kw)
+        self.rekeyed_records = Counter("brownout_rekeyed_records", "Records without a provider/region/model key "
+                                       "(e.g. from an OpenTelemetry Collector) whose events were republished keyed.", **kw)
+        self.rekeyed_events = Counter("brownout_rekeyed_events", "Events republished keyed by provider/region/model, "
+                                      "to be judged by the collector that owns the key.", **kw)
 
     def event(self, outcome: str, n: int = 1) -> None:
         self.events.labels(outcome).inc(n)
@@ -258,6 +262,10 @@ class CollectorMetrics:
 
     def decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.kind, decision.state).inc()
+
+    def rekeyed(self, unit: str, n: int = 1) -> None:
+        """Count re-keyed ``records`` (unkeyed records read) or ``events`` (events republished)."""
+        (self.rekeyed_records if unit == "records" else self.rekeyed_events).inc(n)
 
 
 class MetricsServer:

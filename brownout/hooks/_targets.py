@@ -15,19 +15,16 @@ Target(provider='aws.bedrock', region='us-west-2', server_address='bedrock-runti
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-log = logging.getLogger("brownout.hooks")
+from brownout.endpoints import azure_resource, host_region, provider_for_host
 
-_AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
-_URL_REGIONS = (
-    re.compile(r"bedrock(?:-runtime)?(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$"),
-    re.compile(r"^([a-z]+-[a-z]+\d+)-aiplatform\.googleapis\.com$"),
-    re.compile(r"^([a-z]+)\.api\.cognitive\.microsoft\.com$"),
-)
+__all__ = ["Target", "Settings", "settings", "provider_for_host", "region_for_host", "check_deadline",
+           "target_from_url"]
+
+log = logging.getLogger("brownout.hooks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,36 +66,17 @@ class Settings:
 settings = Settings()
 
 
-def provider_for_host(host: str, default: str) -> str:
-    """The GenAI provider name of an endpoint host (``azure.ai.openai`` for Azure OpenAI)."""
-    if host.endswith(_AZURE_SUFFIXES) or host.endswith(".api.cognitive.microsoft.com"):
-        return "azure.ai.openai"
-    if "bedrock" in host and host.endswith(".amazonaws.com"):
-        return "aws.bedrock"
-    if host.endswith("aiplatform.googleapis.com"):
-        return "gcp.vertex_ai"
-    return default
-
-
 def region_for_host(host: str, explicit: str | None = None) -> str:
     """The region of an endpoint host, per the order in this module's docstring."""
     if explicit:
         return explicit
-    mapped = settings.regions.get(host)
+    mapped = host_region(host, settings.regions)
     if mapped:
         return mapped
-    resource = host.split(".", 1)[0]
-    if host.endswith(_AZURE_SUFFIXES):
-        mapped = settings.regions.get(resource)
-        if mapped:
-            return mapped
-    for rx in _URL_REGIONS:
-        m = rx.search(host)
-        if m:
-            return m.group(1)
     if settings.region:
         return settings.region
-    if host.endswith(_AZURE_SUFFIXES):
+    resource = azure_resource(host)
+    if resource is not None:
         settings.warn_once(host, f"brownout: no region known for Azure resource {resource!r}; using "
                                  f"'global'. Pass configure(regions={{{resource!r}: 'eastus'}}) or region=...")
     return "global"

@@ -4,16 +4,16 @@ import json
 
 from prometheus_client import CollectorRegistry
 
+from collector_support import EAST, WEST, traffic
+
 from brownout import codec
 from brownout import semconv as sc
 from brownout.breakers import ControlRecord
 from brownout.collector.service import Collector
 from brownout.exporters.prometheus import CollectorMetrics
-from brownout.model import Event, Key
+from brownout.model import Event
 from brownout.transport import MemoryTransport
 
-EAST = Key("openai", "eastus", "gpt-4o")
-WEST = Key("openai", "westus", "gpt-4o")
 CT = ((sc.HEADER_CONTENT_TYPE, sc.CONTENT_OTLP_PROTO.encode()),)
 
 
@@ -21,16 +21,6 @@ async def send(t, events, key=None):
     p = t.producer()
     await p.send(sc.TOPIC_EVENTS, codec.encode_otlp_proto(events), key=(key or str(events[0].key)).encode(),
                  headers=CT)
-
-
-def traffic(t0, seconds, degraded=False):
-    """One request per second per key; EAST fails with 503 when degraded."""
-    out = []
-    for i in range(seconds):
-        out.append(Event(WEST, t0 + i, 0.5, ttft=0.2, output_tokens=50))
-        out.append(Event(EAST, t0 + i, 0.1, error_type="503") if degraded
-                   else Event(EAST, t0 + i, 0.5, ttft=0.2, output_tokens=50))
-    return out
 
 
 async def run_until(c, now_box, t_end, step=5.0):
@@ -108,9 +98,12 @@ async def test_metrics_follow_the_counts():
     now = [4000.0]
     c = Collector(t, clock=lambda: now[0], metrics=CollectorMetrics(reg))
     await c.start()
-    await send(t, [Event(EAST, 3990.0, 1.0), Event(WEST, 3991.0, 1.0)], key="x")
+    await send(t, [Event(EAST, 3990.0, 1.0), Event(WEST, 3991.0, 1.0)], key="x")  # not a key: re-keyed
     await t.producer().send(sc.TOPIC_EVENTS, b"\xff", key=b"k", headers=CT)
     await c.poll_once(timeout=0.0)
+    assert reg.get_sample_value("brownout_rekeyed_records_total") == 1
+    assert reg.get_sample_value("brownout_rekeyed_events_total") == 2
+    await c.poll_once(timeout=0.0)  # the two keyed records republished by the first poll
     assert reg.get_sample_value("brownout_events_total", {"outcome": "accepted"}) == 2
     assert reg.get_sample_value("brownout_decode_errors_total", {"reason": "malformed_protobuf"}) == 1
     lag = await c.measure_lag()

@@ -65,3 +65,41 @@ def test_secrets_come_from_env_or_files_and_are_not_printed(tmp_path):
 def test_passwords_are_not_settable_in_the_file(tmp_path):
     with pytest.raises(SettingsError, match="kafka.sasl_password .*unknown setting"):
         load_settings(write(tmp_path, "kafka:\n  sasl_password: x\n"), env={})
+
+
+def test_region_settings_from_file_env_and_flags(tmp_path):
+    path = write(tmp_path, "default_region: westeurope\nregions:\n  myres: swedencentral\n  llm.internal: eastus\n"
+                           "topics:\n  keyed: brownout.keyed\n")
+    s = load_settings(path, env={})
+    assert s.default_region == "westeurope" and s.regions == {"myres": "swedencentral", "llm.internal": "eastus"}
+    assert s.topics.keyed == "brownout.keyed"
+    assert s.region_map()("myres.openai.azure.com") == "swedencentral"
+    assert s.region_map()("api.openai.com") == "westeurope"
+    env = {"BROWNOUT_DEFAULT_REGION": "", "BROWNOUT_REGIONS": "a.example=eastus, b.example=westus"}
+    s = load_settings(path, env=env)
+    assert s.default_region is None and s.regions == {"a.example": "eastus", "b.example": "westus"}
+    assert s.region_map()("api.openai.com") is None  # no default: such spans are dead-lettered
+    assert load_settings(env={}, overrides={"default_region": "eastus"}).default_region == "eastus"
+    defaults = load_settings(env={})
+    assert defaults.default_region == "global" and defaults.regions == {} and defaults.topics.keyed is None
+
+
+@pytest.mark.parametrize("text,env,message", [
+    ("regions: [a, b]\n", {}, "regions (from .*): expected a mapping"),
+    ("regions:\n  myres: 3\n", {}, "regions (from .*): 'myres': 3 must map"),
+    ("default_region: a/b\n", {}, "default_region: 'a/b' is not a region name"),
+    ("regions:\n  myres: east/us\n", {}, "regions.myres: 'east/us' is not a region name"),
+    ("", {"BROWNOUT_REGIONS": "myres"}, "regions (from BROWNOUT_REGIONS): expected name=value pairs"),
+])
+def test_bad_region_settings_name_the_field(tmp_path, text, env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(write(tmp_path, text) if text else None, env=env)
+
+
+def test_a_keyed_topic_is_created_like_the_events_topic():
+    from brownout.collector.run import topic_specs
+
+    specs = {s.name: s for s in topic_specs(load_settings(env={"BROWNOUT_TOPICS_KEYED": "brownout.keyed"}))}
+    assert specs["brownout.keyed"].partitions == specs["brownout.events"].partitions
+    assert specs["brownout.keyed"].config == specs["brownout.events"].config
+    assert len(topic_specs(load_settings(env={}))) == 4

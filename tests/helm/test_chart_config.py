@@ -36,6 +36,18 @@ def test_rendered_config_loads_with_the_collector_settings(render: Any, ci_value
     assert (settings.rules_file is not None) == bool(values["rules"])
 
 
+def test_region_and_keyed_topic_values_reach_the_collector_settings(render: Any, tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("brownout.collector.settings")
+    load = settings_mod.load_settings
+    defaults = load(str(_write_config_map(render(None), tmp_path)["config.yaml"]), env={})
+    assert (defaults.default_region, defaults.regions, defaults.topics.keyed) == ("global", {}, None)
+    rendered = render(None, "collector.defaultRegion=", "collector.regions.myres=swedencentral",
+                      "collector.regions.llm\\.internal=eastus", "topics.keyed=brownout.keyed")
+    settings = load(str(_write_config_map(rendered, tmp_path)["config.yaml"]), env={})
+    assert settings.default_region is None and settings.topics.keyed == "brownout.keyed"
+    assert settings.regions == {"myres": "swedencentral", "llm.internal": "eastus"}
+
+
 def test_config_paths_point_inside_the_mounted_config_map(render: Any) -> None:
     rendered: Rendered = render(SASL_SSL)
     config = rendered.config()

@@ -131,7 +131,16 @@ topics:
   control: {{ .Values.topics.control | quote }}
   state: {{ .Values.topics.state | quote }}
   dead_letter: {{ .Values.topics.deadLetter | quote }}
+  keyed: {{ if .Values.topics.keyed }}{{ .Values.topics.keyed | quote }}{{ else }}null{{ end }}
 group_id: {{ .Values.groupId | quote }}
+default_region: {{ if .Values.collector.defaultRegion }}{{ .Values.collector.defaultRegion | quote }}{{ else }}null{{ end }}
+regions:
+{{- if .Values.collector.regions }}
+{{- range $host, $region := .Values.collector.regions }}
+  {{ $host | quote }}: {{ $region | quote }}
+{{- end }}
+{{- else }} {}
+{{- end }}
 rules_file: {{ if .Values.rules }}{{ $p.rules | quote }}{{ else }}null{{ end }}
 batch_size: {{ int .Values.collector.batchSize }}
 log_level: {{ .Values.collector.logLevel }}

@@ -44,6 +44,7 @@ class Pipeline:
         self.engine = Engine(self.rules)
         self.book = BreakerBook(self.rules.breaker, seed=seed, signer=signer)
         self.events = 0
+        self._readings_at: float | None = None  # h-routers: the step whose readings the book has
 
     def observe(self, event: Event) -> None:
         """Feed one (validated) event to the detectors and the breakers."""
@@ -60,6 +61,12 @@ class Pipeline:
             elif f.state in ("pending", "firing", "resolved"):
                 out.append(_alert_decision(f))
         out.extend(self.book.advance(now))
+        # h-routers: control records carry each key's TTFT readings, once per evaluated step
+        if self.engine.watermark != self._readings_at:
+            from brownout.breakers.machine import readings_from_status
+
+            self._readings_at = self.engine.watermark
+            self.book.update_readings(readings_from_status(self.engine.status()))
         out.sort(key=lambda d: (d.time, _KIND_ORDER.get(d.kind, 9), str(d.key), d.rule))
         return out
 

@@ -342,24 +342,27 @@ class AsyncBreakerBoard:
     def first_token_timeout(self, key: Key, default: float = 30.0, *, factor: float = 4.0,
                             floor: float = 1.0) -> float:
         """Seconds to wait for ``key``'s first token before giving up on the call (and trying
-        the next candidate): ``factor`` x its TTFT p95 baseline (its current p95 while the
-        baseline warms), at least ``floor``; ``default`` when nothing is known.
+        the next candidate): ``factor`` x its TTFT p95 in normal times (its p95 baseline, else 2 x
+        its p50 baseline, else its current p95 while the baselines warm:
+        :meth:`~brownout.breakers.record.Readings.normal_ttft_p95`), at least ``floor``;
+        ``default`` when nothing is known. Baselines, not current values: a key that slows down
+        must not stretch its own timeout.
 
         >>> from brownout.transport import MemoryTransport
         >>> AsyncBreakerBoard(MemoryTransport(), registry=None).first_token_timeout(Key("a", "b", "c"), 20.0)
         20.0
         """
         r = self.readings(key)
-        base = None if r is None else (r.ttft_p95_baseline or r.ttft_p95)
+        base = None if r is None else r.normal_ttft_p95()
         return max(floor, factor * base) if base else default
 
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
         """Seconds after which a call to ``key`` still without a first token gets a hedged copy
-        on the next candidate: its TTFT p95 baseline (about 5 % of calls hedge while it is
-        healthy; its current p95 while the baseline warms), at least ``floor``; ``default``
-        (None: do not hedge) when nothing is known."""
+        on the next candidate: its TTFT p95 in normal times (about 5 % of calls hedge while it
+        is healthy; see :meth:`first_token_timeout`), at least ``floor``; ``default`` (None: do
+        not hedge) when nothing is known."""
         r = self.readings(key)
-        base = None if r is None else (r.ttft_p95_baseline or r.ttft_p95)
+        base = None if r is None else r.normal_ttft_p95()
         return max(floor, base) if base else default
 
     def records(self) -> dict[Key, ControlRecord]:

@@ -15,6 +15,7 @@ EAST = Key("azure.ai.openai", "eastus", "gpt-4o")
 SWEDEN = Key("azure.ai.openai", "swedencentral", "gpt-4o")
 OPENAI = Key("openai", "global", "gpt-4o")
 MINI = Key("openai", "global", "gpt-4o-mini")
+UNKNOWN = Key("openai", "global", "o3")
 CHAIN = [[EAST, SWEDEN], OPENAI, MINI]  # preferred provider, same model elsewhere, a smaller model
 
 
@@ -103,17 +104,21 @@ def test_when_everything_is_refused_the_least_degraded_is_called(board, transpor
 
 def test_readings_timeouts_and_hedge_delays_come_from_the_record(board, transport, clock):
     put(transport, EAST, "closed", readings=Readings(ttft_p50=0.4, ttft_p95=0.9, ttft_p95_baseline=0.8))
-    put(transport, SWEDEN, "closed", readings=Readings(ttft_p95=1.5))  # baseline still warming
+    put(transport, SWEDEN, "closed", readings=Readings(ttft_p95=1.5))  # baselines still warming
     put(transport, OPENAI, "closed", readings=Readings(ttft_p95_baseline=0.1))
+    slowing = Readings(ttft_p50=2.0, ttft_p95=6.0, ttft_p50_baseline=0.3)  # no p95 baseline learned
+    put(transport, MINI, "closed", readings=slowing)
     load(board, transport)
     assert board.readings(EAST) == Readings(ttft_p50=0.4, ttft_p95=0.9, ttft_p95_baseline=0.8)
     assert board.first_token_timeout(EAST) == pytest.approx(3.2)  # 4 x the p95 baseline
     assert board.first_token_timeout(SWEDEN) == pytest.approx(6.0)  # 4 x the current p95
     assert board.first_token_timeout(OPENAI) == 1.0  # the floor
-    assert board.first_token_timeout(MINI, 20.0) == 20.0  # nothing known: the caller's default
+    assert board.first_token_timeout(MINI) == pytest.approx(2.4)  # 4 x 2 x the p50 baseline, not the slow p95
+    assert board.first_token_timeout(UNKNOWN, 20.0) == 20.0  # nothing known: the caller's default
     assert board.hedge_delay(EAST) == pytest.approx(0.8)
     assert board.hedge_delay(SWEDEN) == pytest.approx(1.5)
-    assert board.hedge_delay(MINI) is None and board.hedge_delay(MINI, 2.0) == 2.0
+    assert board.hedge_delay(MINI) == pytest.approx(0.6)
+    assert board.hedge_delay(UNKNOWN) is None and board.hedge_delay(UNKNOWN, 2.0) == 2.0
     assert board.first_token_timeout(EAST, factor=3.0, floor=5.0) == 5.0
     clock.now = 1030.0  # expired: nothing known any more
     assert board.readings(EAST) is None and board.hedge_delay(EAST) is None

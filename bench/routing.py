@@ -26,8 +26,8 @@ Strategies:
   (the hooks' export interval), judges every 0.5 s (its poll), and its records reach the
   routers 0.25 s later.
 - ``+stalls``: as ``brownout``, and the hooks also report calls still waiting for their first
-  token (an event with ``brownout.stall`` and ``ttft_at_least``) after 3 x the key's TTFT p95
-  baseline (from the board's readings), at least 2 s. What the collector makes of them is up
+  token (an event with ``brownout.stall`` and ``ttft_at_least``) after ``board.stall_threshold``
+  (3 x the key's normal TTFT p95 from the readings, at least 2 s; 2 s while unknown). What the collector makes of them is up
   to the rule pack: with today's rules they are just more events.
 - ``+hedging``: as ``+stalls``, and a call still without a first token after the board's hedge
   delay for its key (its TTFT p95 baseline) gets a copy on another admitted deployment, within a
@@ -90,7 +90,7 @@ MAX_ATTEMPTS = 3
 HOOK_DELAY = 0.2  # a completed call reaches the collector this long after it ends
 TICK = 0.5  # the collector judges and publishes this often
 BOARD_DELAY = 0.25  # its records reach the routers this long after
-STALL_FLOOR, STALL_FACTOR = 2.0, 3.0
+STALL_FLOOR = 2.0
 COOLDOWN, ALLOWED_FAILS = 5.0, 3
 LATENCY_SAMPLES = 10
 HEDGE_RATIO = 0.08  # hedges plus retries stay under 10 % of requests
@@ -405,9 +405,10 @@ class Sim:
         return a
 
     def stall_after(self, router: Router, key: Key) -> float:
-        r = router.board.readings(key) if router.board is not None else None
-        base = r.normal_ttft_p95() if r is not None else None
-        return max(STALL_FLOOR, STALL_FACTOR * base) if base else STALL_FLOOR
+        """The hooks' threshold as a router process hands it in (``board.stall_threshold``);
+        the hooks' own floor while the key is unknown."""
+        after = router.board.stall_threshold(key) if router.board is not None else None
+        return STALL_FLOOR if after is None else after
 
     def cancel(self, a: Attempt, error: str, at: float) -> None:
         """Stop ``a`` before its first token; the hooks report it with ``ttft_at_least``."""

@@ -10,7 +10,8 @@ Routing: :meth:`~AsyncBreakerBoard.pick` walks an ordered fallback chain (tiers 
 keys: the preferred model on the preferred provider, the same model elsewhere, a smaller model
 anywhere) and, when every candidate is refused, returns the least degraded one. The records'
 readings give each key a first-token timeout and a hedge delay from data
-(:meth:`~AsyncBreakerBoard.first_token_timeout`, :meth:`~AsyncBreakerBoard.hedge_delay`);
+(:meth:`~AsyncBreakerBoard.first_token_timeout`, :meth:`~AsyncBreakerBoard.hedge_delay`, and
+:meth:`~AsyncBreakerBoard.stall_threshold` for the hooks' in-flight stall reports);
 :class:`HedgeBudget` caps the share of calls that are hedged.
 
 >>> import asyncio
@@ -356,6 +357,15 @@ class AsyncBreakerBoard:
         base = None if r is None else r.normal_ttft_p95()
         return max(floor, factor * base) if base else default
 
+    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+        """Seconds after which the hooks report a call to ``key`` still without a first token as
+        a stall: ``factor`` x its normal TTFT p95 (see :meth:`first_token_timeout`), at least
+        ``floor``; None when unknown (the hooks then use their own estimate). Hand it to the
+        hooks of a router process: ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
+        r = self.readings(key)
+        base = None if r is None else r.normal_ttft_p95()
+        return max(floor, factor * base) if base else None
+
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
         """Seconds after which a call to ``key`` still without a first token gets a hedged copy
         on the next candidate: its TTFT p95 in normal times (about 5 % of calls hedge while it
@@ -597,6 +607,9 @@ class BreakerBoard:
 
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
         return self._board.hedge_delay(key, default, floor=floor)
+
+    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+        return self._board.stall_threshold(key, factor=factor, floor=floor)
 
     def records(self) -> dict[Key, ControlRecord]:
         return self._board.records()

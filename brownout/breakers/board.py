@@ -489,7 +489,9 @@ class HedgeBudget:
 
 
 class _StateCollector:
-    """``brownout_router_breaker_state`` per key, computed at scrape time (expiry included)."""
+    """``brownout_router_breaker_state`` per key that ever tripped, computed at scrape time
+    (expiry included). Keys whose records only carry readings (every key with traffic) are left
+    out: thousands of always-closed series would say nothing."""
 
     def __init__(self, board: AsyncBreakerBoard) -> None:
         self._board = board
@@ -499,8 +501,10 @@ class _StateCollector:
 
     def collect(self) -> list[GaugeMetricFamily]:
         fam = self._family()
+        tripped = {k for k, rec in self._board.records().items() if rec.seq > 0 or rec.state != "closed"}
         for key, state in sorted(self._board.states().items()):
-            fam.add_metric([key.provider, key.region, key.model], STATE_VALUES[state])
+            if key in tripped:
+                fam.add_metric([key.provider, key.region, key.model], STATE_VALUES[state])
         return [fam]
 
     @staticmethod

@@ -168,3 +168,19 @@ def test_the_hedge_budget_caps_hedges_at_its_share_of_calls():
 def test_hedge_budget_names_a_bad_setting(kwargs, field):
     with pytest.raises(ValueError, match=rf"HedgeBudget\.{field}"):
         HedgeBudget(**kwargs)
+
+
+async def test_keys_with_readings_only_are_not_exported_per_key(transport, clock):
+    put(transport, EAST, "closed", readings=Readings(ttft_p50=0.4), seq=0)  # never tripped
+    put(transport, SWEDEN, "open", readings=Readings(ttft_p50=4.0))
+    registry = CollectorRegistry()
+    board = AsyncBreakerBoard(transport, clock=clock, registry=registry)
+    await board.start(timeout=5.0)
+    try:
+        def gauge(key):
+            return registry.get_sample_value("brownout_router_breaker_state",
+                                             {"provider": key.provider, "region": key.region, "model": key.model})
+
+        assert gauge(SWEDEN) == 2 and gauge(EAST) is None and board.readings(EAST) == Readings(ttft_p50=0.4)
+    finally:
+        await board.stop()

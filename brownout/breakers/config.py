@@ -57,7 +57,8 @@ class BreakerConfig:
     latency_probe_factor
         A probe is unhealthy when slower than this factor times a baseline: for latency trips,
         its duration (or TTFT) against the trip's baseline; for every trip, its TTFT (or, when it
-        saw no first token, ``ttft_at_least``) against the key's TTFT p95 baseline when known.
+        saw no first token, ``ttft_at_least``) against the key's normal TTFT p95 when known (its
+        p95 baseline, else 2 x its p50 baseline).
     rearm_after
         Seconds after a close during which trip findings are ignored: the detector's window
         still holds requests from before the close.

@@ -388,8 +388,9 @@ class BreakerBook:
 
     def _ttft_ceiling(self, b: _Breaker) -> float | None:
         """Slower than this to a first token, a probe is unhealthy: ``latency_probe_factor`` x the
-        key's TTFT p95 baseline (None while unknown)."""
-        base = b.readings.ttft_p95_baseline if b.readings is not None else None
+        key's normal TTFT p95 (its p95 baseline, else 2 x its p50 baseline; None while unknown:
+        never the current p95, which is the degradation being probed)."""
+        base = b.readings.normal_ttft_p95(current=False) if b.readings is not None else None
         return self.config.latency_probe_factor * base if base else None
 
 

@@ -124,18 +124,21 @@ class Readings:
         """Whether any reading is set."""
         return any(getattr(self, name) is not None for name in self.FIELDS)
 
-    def normal_ttft_p95(self) -> float | None:
+    def normal_ttft_p95(self, *, current: bool = True) -> float | None:
         """The key's TTFT p95 in normal times: its p95 baseline, else twice its p50 baseline (a
-        collector that learns no p95 baseline), else its current p95 while the baselines warm.
+        collector that learns no p95 baseline), else (with ``current``) its current p95 while
+        the baselines warm.
 
         >>> Readings(ttft_p95=9.0, ttft_p50_baseline=0.4).normal_ttft_p95()
         0.8
+        >>> Readings(ttft_p95=9.0).normal_ttft_p95(current=False) is None
+        True
         """
         if self.ttft_p95_baseline:
             return self.ttft_p95_baseline
         if self.ttft_p50_baseline:
             return 2.0 * self.ttft_p50_baseline
-        return self.ttft_p95 or None
+        return (self.ttft_p95 or None) if current else None
 
 
 @dataclass(frozen=True, slots=True)

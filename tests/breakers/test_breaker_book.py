@@ -309,3 +309,13 @@ def test_forget_drops_the_key_everywhere():
     book.advance(0.0)
     book.forget(A)
     assert A not in book.states() and book.records(0.0) == [] and book.advance(100.0) == []
+
+
+def test_the_probe_ceiling_falls_back_to_twice_the_p50_baseline_never_to_the_current_p95():
+    book = half_open_book()
+    book.update_readings({A: {"ttft_p95": 9.0}})  # only the degraded current p95: no ceiling
+    book.observe(Event(A, 31.0, 9.5, ttft=9.0))
+    book.update_readings({A: {"ttft_p95": 9.0, "ttft_p50_baseline": 0.4}})  # ceiling 2 x 2 x 0.4 s
+    book.observe(Event(A, 32.0, 2.0, ttft=1.7))
+    book.observe(Event(A, 33.0, 2.0, ttft=1.9))
+    assert states(book.advance(40.0)) == [(A, "open", "probes_failed")]

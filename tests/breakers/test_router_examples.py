@@ -1,7 +1,10 @@
-"""examples/hedged_stream.py runs offline: the first stream to start is kept, the other is
-cancelled, and the hooks report the cancelled copy as an abandoned call, not the provider's error."""
+"""The router examples run offline. examples/hedged_stream.py: the first stream to start is kept,
+the other is cancelled, and the hooks report the cancelled copy as an abandoned call, not the
+provider's error. examples/litellm_router.py: a real litellm.Router leaves an open deployment
+and comes back after healthy probes."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +57,12 @@ def test_the_cancelled_copy_says_how_late_its_first_token_was_at_least(output):
     assert lost[sc.ERROR_TYPE] == "cancelled"
     assert lost[sc.BROWNOUT_TTFT_AT_LEAST] == pytest.approx(lost["duration"], abs=0.01)
     assert lost[sc.BROWNOUT_TTFT_AT_LEAST] >= HEDGE_DELAY
+
+
+def test_the_litellm_router_example_moves_traffic_off_the_open_deployment_and_back():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "litellm_router.py"), "-n", "40"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    east = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(.+?):\s+east\s+(\d+)\s+west\s+\d+", out.stdout, re.M)}
+    assert east["east open"] == 0 and 0 < east["east half-open (probes)"] < 40
+    assert east["all closed"] > 0 and east["east closed again"] > 0

@@ -44,6 +44,7 @@ class Pipeline:
         self.engine = Engine(self.rules)
         self.book = BreakerBook(self.rules.breaker, seed=seed, signer=signer)
         self.events = 0
+        self._readings_minute: int | None = None  # the minute whose readings the breakers have
 
     def observe(self, event: Event) -> None:
         """Feed one (validated) event to the detectors and the breakers."""
@@ -60,6 +61,14 @@ class Pipeline:
             elif f.state in ("pending", "firing", "resolved"):
                 out.append(_alert_decision(f))
         out.extend(self.book.advance(now))
+        # control records carry each key's TTFT readings: they change once a minute
+        watermark = self.engine.watermark
+        minute = None if watermark is None else int(watermark // 60.0)
+        if minute != self._readings_minute:
+            from brownout.breakers.machine import readings_from_status
+
+            self._readings_minute = minute
+            self.book.update_readings(readings_from_status(self.engine.status()))
         out.sort(key=lambda d: (d.time, _KIND_ORDER.get(d.kind, 9), str(d.key), d.rule))
         return out
 

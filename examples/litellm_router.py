@@ -9,8 +9,11 @@ In your app::
     from brownout.transport import KafkaTransport
 
     board = BreakerBoard(KafkaTransport("kafka:9092")).start()   # follows brownout.control
-    litellm.callbacks.append(BrownoutRouterGuard(board, telemetry=BrownoutLogger()))
-    router = litellm.Router(model_list=[...])                     # unchanged
+    router = litellm.Router(model_list=[...], fallbacks=[...])    # unchanged
+    litellm.callbacks.append(BrownoutRouterGuard(board, router=router, telemetry=BrownoutLogger()))
+
+With ``router=``, a model group whose deployments are all open falls back at once through
+LiteLLM's own ``fallbacks``; with nothing left, the least degraded deployment is called.
 
 The guard and the hooks must name a deployment alike (``provider/region/model``). Both take
 the region from the ``api_base`` host (``brownout.hooks.configure(regions={"myres-east":
@@ -109,8 +112,8 @@ def main() -> None:
 
     # --- router side: the few lines an app adds ---------------------------------------------
     board = BreakerBoard(transport).start()
-    litellm.callbacks.append(BrownoutRouterGuard(board))
     router = litellm.Router(model_list=model_list, num_retries=0)
+    litellm.callbacks.append(BrownoutRouterGuard(board, router=router))
 
     # --- collector side, simulated: the detectors found east's errors over their threshold -----
     book = BreakerBook(BreakerConfig(cooldown_min=1.0, cooldown_max=10.0, jitter=0.0, probe_fraction=0.2,

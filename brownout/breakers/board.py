@@ -1,10 +1,18 @@
-"""The router client: follows ``brownout.control`` and answers "may I send to this key?".
+"""The router client: follows ``brownout.control`` and answers "where may this call go?".
 
 :class:`AsyncBreakerBoard` rebuilds the board from the compacted topic at start (from the
 beginning up to the end offsets taken then), then follows it in a background task.
 :class:`BreakerBoard` is the same board run on its own event-loop thread, for sync routers.
 Both fail open: a record past its ``expires_at`` (or a control topic silent for
 ``silence_timeout``) reads as closed, and is counted.
+
+Routing: :meth:`~AsyncBreakerBoard.pick` walks an ordered fallback chain (tiers of equivalent
+keys: the preferred model on the preferred provider, the same model elsewhere, a smaller model
+anywhere) and, when every candidate is refused, returns the least degraded one. The records'
+readings give each key a first-token timeout and a hedge delay from data
+(:meth:`~AsyncBreakerBoard.first_token_timeout`, :meth:`~AsyncBreakerBoard.hedge_delay`, and
+:meth:`~AsyncBreakerBoard.stall_threshold` for the hooks' in-flight stall reports);
+:class:`HedgeBudget` caps the share of calls that are hedged.
 
 >>> import asyncio
 >>> from prometheus_client import CollectorRegistry
@@ -38,11 +46,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 
 from brownout import semconv as sc
-from brownout.breakers.record import ControlRecord, verify
+from brownout.breakers.record import ControlRecord, Readings, verify
 from brownout.model import Key
 from brownout.transport.base import Consumer, Record, Transport, caught_up
 
-__all__ = ["AsyncBreakerBoard", "BreakerBoard", "STATE_VALUES"]
+__all__ = ["AsyncBreakerBoard", "BreakerBoard", "HedgeBudget", "STATE_VALUES"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,11 @@ STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 RESULTS = ("accepted", "stale", "invalid", "refused", "deleted")
 
 OnRecord = Callable[[ControlRecord | None, str, Record], None]
+#: An ordered fallback chain: each item a key, or a tier of equivalent keys (the router spreads
+#: calls over a tier's admitted keys).
+Chain = Sequence[Key | Iterable[Key]]
+#: ``degradation()`` ranks of the effective states: a half-open key is tried before an open one.
+_RANK = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class AsyncBreakerBoard:
@@ -258,18 +271,109 @@ class AsyncBreakerBoard:
             return self.rng.random() < rec.probe_fraction
         return st == "closed"
 
-    def healthy(self, candidates: Iterable[Key]) -> list[Key]:
-        """The candidates a call may go to now; never empty when ``candidates`` is not.
+    def admitted(self, keys: Iterable[Key]) -> list[Key]:
+        """The keys a call may go to now, in order (half-open ones admit ``probe_fraction`` of
+        calls); empty when every one is refused."""
+        return [k for k in dict.fromkeys(keys) if self.allow(k)]
 
-        When every candidate is refused, the half-open ones are returned, else all of them:
-        a router with nowhere to go is worse off than one calling a degraded provider.
-        """
+    def healthy(self, candidates: Iterable[Key]) -> list[Key]:
+        """The candidates a call may go to now; never empty when ``candidates`` is not: when
+        every one is refused, the least degraded (:meth:`least_degraded`) alone."""
         cands = list(dict.fromkeys(candidates))
-        admitted = [k for k in cands if self.allow(k)]
+        admitted = self.admitted(cands)
         if admitted or not cands:
             return admitted
-        half = [k for k in cands if self.state(k) == "half_open"]
-        return half or cands
+        return [self.least_degraded(cands)]
+
+    def candidates(self, chain: Chain) -> list[Key]:
+        """Where a call may go, walking the fallback ``chain``: the admitted keys of the first
+        tier that has any, else the least degraded key of the whole chain alone.
+
+        >>> from brownout.transport import MemoryTransport
+        >>> board = AsyncBreakerBoard(MemoryTransport(), registry=None)
+        >>> east, west = Key("azure.ai.openai", "eastus", "gpt-4o"), Key("openai", "global", "gpt-4o")
+        >>> board.candidates([[east, west], Key("openai", "global", "gpt-4o-mini")])
+        [Key(provider='azure.ai.openai', region='eastus', model='gpt-4o'), Key(provider='openai', region='global', model='gpt-4o')]
+        """
+        tiers = _tiers(chain)
+        for tier in tiers:
+            admitted = self.admitted(tier)
+            if admitted:
+                return admitted
+        every = [k for tier in tiers for k in tier]
+        return [self.least_degraded(every)] if every else []
+
+    def pick(self, chain: Chain) -> Key:
+        """One key for this call: a random admitted key of the first tier that has one, else the
+        least degraded key of the chain (never refuses: nowhere to go is worse than a degraded
+        provider). Raises ValueError for an empty chain."""
+        cands = self.candidates(chain)
+        if not cands:
+            raise ValueError("pick: the fallback chain is empty")
+        return cands[0] if len(cands) == 1 else self.rng.choice(cands)
+
+    def least_degraded(self, keys: Iterable[Key]) -> Key:
+        """The key with the lowest :meth:`degradation`; the earliest in ``keys`` on a tie."""
+        ordered = list(dict.fromkeys(keys))
+        if not ordered:
+            raise ValueError("least_degraded: no keys")
+        return min(enumerate(ordered), key=lambda p: (*self.degradation(p[1]), p[0]))[1]
+
+    def degradation(self, key: Key) -> tuple[int, float]:
+        """How degraded ``key`` looks, lower is better: its state's rank (closed 0, half-open 1,
+        open 2), then its cost: how slow its first tokens are against its own baseline (TTFT p50
+        and p95 over their baselines, the larger) over the share of calls that succeed
+        (1 - capacity-error rate), from the record's readings, else from the values that tripped
+        it. 1.0 is a key at its baseline with no errors; unknown reads as 1.0."""
+        rec = self._board.get(key)
+        now = self.clock()
+        if rec is None or rec.expired(now):
+            return 0, 1.0
+        state = self._effective(rec, now)
+        return _RANK[state], _cost(rec)
+
+    def readings(self, key: Key) -> Readings | None:
+        """What the collector measured on ``key`` (its record's readings); None when unknown:
+        no record, a record from an older collector, or an expired one."""
+        rec = self._board.get(key)
+        if rec is None or rec.readings is None or rec.expired(self.clock()):
+            return None
+        return rec.readings
+
+    def first_token_timeout(self, key: Key, default: float = 30.0, *, factor: float = 4.0,
+                            floor: float = 1.0) -> float:
+        """Seconds to wait for ``key``'s first token before giving up on the call (and trying
+        the next candidate): ``factor`` x its TTFT p95 in normal times (its p95 baseline, else 2 x
+        its p50 baseline, else its current p95 while the baselines warm:
+        :meth:`~brownout.breakers.record.Readings.normal_ttft_p95`), at least ``floor``;
+        ``default`` when nothing is known. Baselines, not current values: a key that slows down
+        must not stretch its own timeout.
+
+        >>> from brownout.transport import MemoryTransport
+        >>> AsyncBreakerBoard(MemoryTransport(), registry=None).first_token_timeout(Key("a", "b", "c"), 20.0)
+        20.0
+        """
+        r = self.readings(key)
+        base = None if r is None else r.normal_ttft_p95()
+        return max(floor, factor * base) if base else default
+
+    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+        """Seconds after which the hooks report a call to ``key`` still without a first token as
+        a stall: ``factor`` x its normal TTFT p95 (see :meth:`first_token_timeout`), at least
+        ``floor``; None when unknown (the hooks then use their own estimate). Hand it to the
+        hooks of a router process: ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
+        r = self.readings(key)
+        base = None if r is None else r.normal_ttft_p95()
+        return max(floor, factor * base) if base else None
+
+    def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
+        """Seconds after which a call to ``key`` still without a first token gets a hedged copy
+        on the next candidate: its TTFT p95 in normal times (about 5 % of calls hedge while it
+        is healthy; see :meth:`first_token_timeout`), at least ``floor``; ``default`` (None: do
+        not hedge) when nothing is known."""
+        r = self.readings(key)
+        base = None if r is None else r.normal_ttft_p95()
+        return max(floor, base) if base else default
 
     def records(self) -> dict[Key, ControlRecord]:
         """The latest accepted record of every key (expired ones included)."""
@@ -320,8 +424,74 @@ async def _quietly(aw: Any) -> None:
         log.debug("ignored while stopping: %s", exc)
 
 
+def _tiers(chain: Chain) -> list[list[Key]]:
+    return [[item] if isinstance(item, Key) else list(item) for item in chain]
+
+
+def _cost(rec: ControlRecord) -> float:
+    """Relative time to a useful first token: slowness against the key's own baseline over the
+    share of calls that succeed (see :meth:`AsyncBreakerBoard.degradation`)."""
+    slow, err = 1.0, 0.0
+    r = rec.readings
+    if r is not None:
+        for now, base in ((r.ttft_p50, r.ttft_p50_baseline), (r.ttft_p95, r.ttft_p95_baseline)):
+            if now is not None and base:
+                slow = max(slow, now / base)
+        err = r.capacity_error_rate or 0.0
+    rule = rec.rule or ""
+    if rec.state != "closed" and rec.observed is not None:
+        if "error" in rule:
+            err = max(err, rec.observed)
+        elif rec.baseline:
+            slow = max(slow, rec.observed / rec.baseline)
+    return slow / max(1e-3, 1.0 - min(err, 1.0))
+
+
+class HedgeBudget:
+    """Caps hedged copies at a share of calls, as a retry budget does (Finagle, gRPC): each
+    call deposits ``ratio`` of a token, each hedge spends one, and at most ``burst`` tokens are
+    kept (it starts full, so a router that just started may hedge), so over any stretch hedges
+    stay within ``ratio`` x calls + ``burst``. Thread-safe.
+
+    >>> budget = HedgeBudget(ratio=0.1, burst=1.0)
+    >>> hedged = 0
+    >>> for _ in range(100):
+    ...     budget.call()
+    ...     hedged += budget.try_hedge()    # a router that would hedge every call
+    >>> hedged
+    10
+    """
+
+    def __init__(self, ratio: float = 0.1, burst: float = 10.0) -> None:
+        if not 0 < ratio <= 1:
+            raise ValueError(f"HedgeBudget.ratio: must be in (0, 1], got {ratio!r}")
+        if not burst >= 1:
+            raise ValueError(f"HedgeBudget.burst: must be >= 1, got {burst!r}")
+        self.ratio, self.burst = ratio, burst
+        self.tokens = burst
+        self.calls = self.hedges = 0
+        self._lock = threading.Lock()
+
+    def call(self) -> None:
+        """Count one call (hedges are not calls)."""
+        with self._lock:
+            self.calls += 1
+            self.tokens = min(self.burst, self.tokens + self.ratio)
+
+    def try_hedge(self) -> bool:
+        """Spend a token on a hedged copy if one is left."""
+        with self._lock:
+            if self.tokens < 1.0 - 1e-9:
+                return False
+            self.tokens -= 1.0
+            self.hedges += 1
+            return True
+
+
 class _StateCollector:
-    """``brownout_router_breaker_state`` per key, computed at scrape time (expiry included)."""
+    """``brownout_router_breaker_state`` per key that ever tripped, computed at scrape time
+    (expiry included). Keys whose records only carry readings (every key with traffic) are left
+    out: thousands of always-closed series would say nothing."""
 
     def __init__(self, board: AsyncBreakerBoard) -> None:
         self._board = board
@@ -331,8 +501,10 @@ class _StateCollector:
 
     def collect(self) -> list[GaugeMetricFamily]:
         fam = self._family()
+        tripped = {k for k, rec in self._board.records().items() if rec.seq > 0 or rec.state != "closed"}
         for key, state in sorted(self._board.states().items()):
-            fam.add_metric([key.provider, key.region, key.model], STATE_VALUES[state])
+            if key in tripped:
+                fam.add_metric([key.provider, key.region, key.model], STATE_VALUES[state])
         return [fam]
 
     @staticmethod
@@ -346,7 +518,8 @@ class BreakerBoard:
     """The board for sync code: an :class:`AsyncBreakerBoard` on its own event-loop thread.
 
     Takes the same arguments; ``start()`` blocks until the board is rebuilt. Reading methods
-    (``state``, ``allow``, ``healthy``, ``records``, ``states``) are safe from any thread.
+    (``state``, ``allow``, ``pick``, ``candidates``, ``healthy``, ``readings``, ``hedge_delay``,
+    ``first_token_timeout``, ...) are safe from any thread.
     Also a context manager.
     """
 
@@ -413,6 +586,34 @@ class BreakerBoard:
 
     def healthy(self, candidates: Iterable[Key]) -> list[Key]:
         return self._board.healthy(candidates)
+
+    def admitted(self, keys: Iterable[Key]) -> list[Key]:
+        return self._board.admitted(keys)
+
+    def candidates(self, chain: Chain) -> list[Key]:
+        return self._board.candidates(chain)
+
+    def pick(self, chain: Chain) -> Key:
+        return self._board.pick(chain)
+
+    def least_degraded(self, keys: Iterable[Key]) -> Key:
+        return self._board.least_degraded(keys)
+
+    def degradation(self, key: Key) -> tuple[int, float]:
+        return self._board.degradation(key)
+
+    def readings(self, key: Key) -> Readings | None:
+        return self._board.readings(key)
+
+    def first_token_timeout(self, key: Key, default: float = 30.0, *, factor: float = 4.0,
+                            floor: float = 1.0) -> float:
+        return self._board.first_token_timeout(key, default, factor=factor, floor=floor)
+
+    def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
+        return self._board.hedge_delay(key, default, floor=floor)
+
+    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+        return self._board.stall_threshold(key, factor=factor, floor=floor)
 
     def records(self) -> dict[Key, ControlRecord]:
         return self._board.records()

@@ -1,12 +1,16 @@
 """Breaker settings: defaults first, then the rule file's ``breaker:`` section, then validation.
 
 >>> cfg = BreakerConfig.from_mapping({"cooldown_min": 45, "probes_needed": 3})
->>> cfg.cooldown_min, cfg.probes_needed, cfg.max_open_share
-(45.0, 3, 0.5)
+>>> cfg.cooldown_min, cfg.probes_needed
+(45.0, 3)
 >>> BreakerConfig.from_mapping({"probe_fraction": 2})
 Traceback (most recent call last):
 ...
 ValueError: breaker.probe_fraction: must be in (0, 1], got 2.0
+>>> BreakerConfig.from_mapping({"max_open_share": 0.5})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: breaker.max_open_share: no longer a setting: ...
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 __all__ = ["BreakerConfig"]
+
+#: Settings that existed once, with what to do about them: a rule file that still sets one fails
+#: with this text rather than a bare "unknown field".
+REMOVED = {
+    "max_open_share": "no longer a setting: the collector publishes each key's true state (a key whose "
+                      "model has nowhere else to go opens too) and routers decide where to go "
+                      "(BreakerBoard fallback chains, the least degraded candidate when all are refused); "
+                      "delete this line",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +55,10 @@ class BreakerConfig:
     probe_failures
         Unhealthy probe requests that send a half-open breaker back to open.
     latency_probe_factor
-        For latency trips: a probe is healthy when its duration is below this factor times
-        the trip's baseline (the breaker rule's threshold; 2 x by default).
-    max_open_share
-        The guard: never more than this share of the keys serving one model open at once.
+        A probe is unhealthy when slower than this factor times a baseline: for latency trips,
+        its duration (or TTFT) against the trip's baseline; for every trip, its TTFT (or, when it
+        saw no first token, ``ttft_at_least``) against the key's normal TTFT p95 when known (its
+        p95 baseline, else 2 x its p50 baseline).
     rearm_after
         Seconds after a close during which trip findings are ignored: the detector's window
         still holds requests from before the close.
@@ -64,7 +77,6 @@ class BreakerConfig:
     probes_needed: int = 5
     probe_failures: int = 2
     latency_probe_factor: float = 2.0
-    max_open_share: float = 0.5
     rearm_after: float = 60.0
     heartbeat_interval: float = 10.0
     record_ttl: float = 30.0
@@ -93,8 +105,6 @@ class BreakerConfig:
                 raise bad(name, "must be >= 1")
         if not self.latency_probe_factor > 0:
             raise bad("latency_probe_factor", "must be > 0")
-        if not 0 < self.max_open_share <= 1:
-            raise bad("max_open_share", "must be in (0, 1]")
         if not self.rearm_after >= 0:
             raise bad("rearm_after", "must be >= 0")
         if self.record_ttl <= self.heartbeat_interval:
@@ -114,6 +124,8 @@ class BreakerConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for name, raw in mapping.items():
+            if name in REMOVED:
+                raise ValueError(f"{path}.{name}: {REMOVED[name]}")
             if name not in fields:
                 valid = ", ".join(sorted(fields))
                 raise ValueError(f"{path}.{name}: unknown field; valid fields are: {valid}")

@@ -4,7 +4,7 @@
 >>> from brownout.breakers import BreakerBook
 >>> reg = CollectorRegistry()
 >>> reg.register(BreakerBookCollector(BreakerBook()))
->>> b"brownout_breaker_guard_held_total 0.0" in generate_latest(reg)
+>>> b'brownout_breaker_trips_ignored_total{reason="rearm"} 0.0' in generate_latest(reg)
 True
 """
 
@@ -21,8 +21,7 @@ __all__ = ["BreakerBookCollector"]
 
 
 class BreakerBookCollector(Collector):
-    """``brownout_breaker_guard_held_total`` (trips the guard held back so a model keeps a usable
-    key), ``brownout_breaker_trips_ignored_total{reason="rearm"}`` (trips just after a close), and
+    """``brownout_breaker_trips_ignored_total{reason="rearm"}`` (trips just after a close) and
     ``brownout_breakers{state}`` (keys per state). Per-key states are exported by
     :mod:`brownout.exporters.prometheus`."""
 
@@ -30,9 +29,6 @@ class BreakerBookCollector(Collector):
         self.book = book
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        yield CounterMetricFamily("brownout_breaker_guard_held",
-                                  "Breaker trips the guard held back: opening would leave too few usable "
-                                  "keys for the model.", value=self.book.guard_held)
         ignored = CounterMetricFamily("brownout_breaker_trips_ignored",
                                       "Breaker trips ignored, by reason (rearm: just after a close).",
                                       labels=["reason"])

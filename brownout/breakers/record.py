@@ -1,10 +1,17 @@
 """The control record routers read from ``brownout.control``, and its optional HMAC signature.
 
-JSON, versioned, one per key (the topic is compacted, keyed ``provider/region/model``)::
+JSON, one per key (the topic is compacted, keyed ``provider/region/model``)::
 
-    {"v": 1, "key": {"provider", "region", "model"}, "state": "closed"|"open"|"half_open",
+    {"v": 1, "rev": 2, "key": {"provider", "region", "model"}, "state": "closed"|"open"|"half_open",
      "since", "until", "reason", "rule", "observed", "baseline", "probe_fraction",
-     "seq", "issued_at", "expires_at"}
+     "seq", "issued_at", "expires_at",
+     "readings": {"ttft_p50", "ttft_p95", "ttft_p50_baseline", "ttft_p95_baseline",
+                  "requests_per_s", "capacity_error_rate"} | null}
+
+``v`` is the major version: a reader refuses a ``v`` it does not know. ``rev`` is the revision
+within it: revisions only add fields, so readers ignore fields they do not know, a revision-1
+reader (which checks ``v == 1`` and nothing else) reads revision-2 records, and a revision-2
+reader reads revision-1 records (no ``rev``, no ``readings``: nothing known about the key).
 
 For routers in other languages, the whole contract:
 
@@ -15,15 +22,26 @@ For routers in other languages, the whole contract:
 - Keep a record only if ``(seq, issued_at)`` is not older than the one you hold (or that one
   expired): ``seq`` grows with each transition of the key, heartbeats repeat it.
 - ``open``: send nothing to the key (``until`` says when the collector plans to half-open it;
-  wait for that record). ``half_open``: admit a random ``probe_fraction`` of calls. ``closed``: all calls. When every
-  candidate is refused, call them anyway: nowhere to go is worse than a degraded provider.
+  wait for that record). ``half_open``: admit a random ``probe_fraction`` of calls. ``closed``: all
+  calls. The collector publishes each key's true state, so every candidate may be refused: walk
+  your fallback chain, and when nothing is left call the least degraded candidate (half-open
+  before open, then the lowest ``readings`` cost): nowhere to go is worse than a degraded provider.
+- ``reason`` names the transition that set ``state``: ``tripped`` (a breaker rule opened it),
+  ``cooldown_elapsed`` (open -> half_open), ``probes_healthy`` (half_open -> closed),
+  ``probes_failed`` (half_open -> open); null for a key that never tripped. Replay prints the same words.
+- ``readings`` (revision 2): what the collector measured on the key, in seconds and per second,
+  each null when unknown (baselines while warming): TTFT p50 and p95 over the last minute and
+  their baselines, requests/s and the capacity-error share over the last minute. Every key with
+  traffic has a record, closed ones included, re-issued each heartbeat with fresh readings.
 - Signed records carry ``brownout-signature``: hex HMAC-SHA256 of the value bytes, with the
   key named by ``brownout-key-id``. With a key configured, refuse records without a valid one.
 
 >>> rec = ControlRecord(Key("openai", "eastus", "gpt-4o"), "open", since=100.0, until=130.0,
 ...     reason="tripped", rule="error_breaker", observed=0.4, baseline=0.01, probe_fraction=0.1,
-...     seq=3, issued_at=100.0, expires_at=130.0)
+...     seq=3, issued_at=100.0, expires_at=130.0, readings=Readings(ttft_p50=0.9, ttft_p50_baseline=0.3))
 >>> ControlRecord.from_bytes(rec.to_bytes()) == rec
+True
+>>> rec.readings.ttft_p95 is None
 True
 >>> signer = Signer(b"s3cret", key_id="k1")
 >>> headers = signer.headers(rec.to_bytes())
@@ -40,24 +58,95 @@ import hmac
 import json
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from brownout import semconv as sc
 from brownout.model import Key
 
-__all__ = ["ControlRecord", "Signer", "sign", "verify", "load_signing_key", "STATES", "VERSION"]
+__all__ = ["ControlRecord", "Readings", "Signer", "sign", "verify", "load_signing_key", "STATES", "REASONS",
+           "VERSION", "REVISION"]
 
+#: The major version: readers refuse any other. Additive changes bump :data:`REVISION` only.
 VERSION = 1
+#: The revision written: 2 added ``readings``.
+REVISION = 2
 STATES = ("closed", "open", "half_open")
+#: Every ``reason`` a transition gives, on control records and replay lines alike.
+REASONS = ("tripped", "cooldown_elapsed", "probes_healthy", "probes_failed")
 Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """What the collector measured on one key, carried on its control record (None: unknown).
+
+    TTFT in seconds over the last minute and its baselines (None while they warm), requests per
+    second and the share of capacity errors over the last minute.
+
+    >>> r = Readings.from_mapping({"ttft_p50": 0.4, "ttft_p95_baseline": 0.8, "other": 1.0})
+    >>> r.ttft_p50, r.ttft_p95_baseline, r.ttft_p95
+    (0.4, 0.8, None)
+    >>> Readings.from_mapping({"ttft_p50": -1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: readings.ttft_p50: must be a finite number >= 0 or null, got -1.0
+    """
+
+    ttft_p50: float | None = None
+    ttft_p95: float | None = None
+    ttft_p50_baseline: float | None = None
+    ttft_p95_baseline: float | None = None
+    requests_per_s: float | None = None
+    capacity_error_rate: float | None = None
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("ttft_p50", "ttft_p95", "ttft_p50_baseline", "ttft_p95_baseline",
+                                         "requests_per_s", "capacity_error_rate")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any], path: str = "readings") -> "Readings":
+        """Known fields from ``d`` (unknown ones are ignored); raises ValueError naming a bad one."""
+        values: dict[str, float | None] = {}
+        for name in cls.FIELDS:
+            v = d.get(name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{path}.{name}: must be a finite number >= 0 or null, got {v!r}")
+            values[name] = float(v)
+        return cls(**values)
+
+    def to_json(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @property
+    def known(self) -> bool:
+        """Whether any reading is set."""
+        return any(getattr(self, name) is not None for name in self.FIELDS)
+
+    def normal_ttft_p95(self, *, current: bool = True) -> float | None:
+        """The key's TTFT p95 in normal times: its p95 baseline, else twice its p50 baseline (a
+        collector that learns no p95 baseline), else (with ``current``) its current p95 while
+        the baselines warm.
+
+        >>> Readings(ttft_p95=9.0, ttft_p50_baseline=0.4).normal_ttft_p95()
+        0.8
+        >>> Readings(ttft_p95=9.0).normal_ttft_p95(current=False) is None
+        True
+        """
+        if self.ttft_p95_baseline:
+            return self.ttft_p95_baseline
+        if self.ttft_p50_baseline:
+            return 2.0 * self.ttft_p50_baseline
+        return (self.ttft_p95 or None) if current else None
 
 
 @dataclass(frozen=True, slots=True)
 class ControlRecord:
     """One key's breaker state as published; ``seq`` grows with each transition of that key.
 
-    Heartbeats re-issue the same state and ``seq`` with a new ``issued_at`` and ``expires_at``.
+    Heartbeats re-issue the same state and ``seq`` with a new ``issued_at`` and ``expires_at``
+    (and fresh ``readings``). ``rev`` is the revision the record was read as (1: no readings).
     """
 
     key: Key
@@ -72,10 +161,13 @@ class ControlRecord:
     seq: int = 0
     issued_at: float = 0.0
     expires_at: float = 0.0
+    readings: Readings | None = None
+    rev: int = field(default=REVISION, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "v": VERSION,
+            "rev": REVISION,
             "key": self.key.as_dict(),
             "state": self.state,
             "since": self.since,
@@ -88,6 +180,7 @@ class ControlRecord:
             "seq": self.seq,
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
+            "readings": None if self.readings is None else self.readings.to_json(),
         }
 
     def to_bytes(self) -> bytes:
@@ -102,11 +195,17 @@ class ControlRecord:
 
     @classmethod
     def from_json(cls, d: Any) -> "ControlRecord":
-        """Parse and validate; raises ValueError naming the bad field."""
+        """Parse and validate any revision of version 1; raises ValueError naming the bad field."""
         if not isinstance(d, Mapping):
             raise ValueError(f"control record: must be an object, got {type(d).__name__}")
         if d.get("v") != VERSION:
             raise ValueError(f"control record.v: unsupported version {d.get('v')!r}")
+        rev = d.get("rev", 1)
+        if isinstance(rev, bool) or not isinstance(rev, int) or rev < 1:
+            raise ValueError(f"control record.rev: must be an integer >= 1, got {rev!r}")
+        raw_readings = d.get("readings")
+        if raw_readings is not None and not isinstance(raw_readings, Mapping):
+            raise ValueError(f"control record.readings: must be an object or null, got {raw_readings!r}")
         k = d.get("key")
         if not isinstance(k, Mapping) or not all(isinstance(k.get(f), str) and k.get(f)
                                                  for f in ("provider", "region", "model")):
@@ -134,6 +233,8 @@ class ControlRecord:
             seq=seq,
             issued_at=_num(d, "issued_at"),  # type: ignore[arg-type]
             expires_at=_num(d, "expires_at"),  # type: ignore[arg-type]
+            readings=None if raw_readings is None else Readings.from_mapping(raw_readings, "control record.readings"),
+            rev=rev,
         )
 
     @classmethod

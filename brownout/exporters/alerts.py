@@ -31,8 +31,6 @@ __all__ = ["BREAKER_ALERT", "SEVERITY_RANK", "Alert", "format_value", "rfc3339"]
 
 #: The alertname of the alert an open breaker raises.
 BREAKER_ALERT = "breaker_open"
-#: The alert raised while the guard holds a degraded key closed (too many of its model's keys open).
-GUARD_ALERT = "breaker_guard_held"
 #: Severity order used by inhibition: an alert silences same-key alerts of a lower rank.
 SEVERITY_RANK: Mapping[str, int] = {
     "info": 0, "ticket": 1, "warning": 1, "error": 2, "page": 3, "critical": 3,
@@ -126,16 +124,10 @@ class Alert:
             if decision.state not in ("open", "closed"):
                 raise ValueError(f"breaker decision state must be open, half_open or closed, "
                                  f"got {decision.state!r}")
-            if decision.reason in ("guard", "guard_released"):
-                # The guard held a degraded key closed: every other key of its model is
-                # already open, so routers have nowhere left to send its traffic.
-                alertname = rule = GUARD_ALERT
-                status = FIRING if decision.reason == "guard" else RESOLVED
-            else:
-                # One breaker per key: the rule that tripped it goes in an annotation, so the
-                # close (whatever rule it names) resolves the same fingerprint.
-                alertname = rule = BREAKER_ALERT
-                status = FIRING if decision.state == "open" else RESOLVED
+            # One breaker per key: the rule that tripped it goes in an annotation, so the
+            # close (whatever rule it names) resolves the same fingerprint.
+            alertname = rule = BREAKER_ALERT
+            status = FIRING if decision.state == "open" else RESOLVED
             severity = "critical"
         else:
             raise ValueError(f"decision kind must be alert or breaker, got {decision.kind!r}")
@@ -227,8 +219,7 @@ def _annotations(decision: Decision, alertname: str, window: float | None,
     observed = format_value(decision.rule, decision.observed)
     baseline = format_value(decision.rule, decision.baseline)
     if decision.kind == "breaker":
-        what = {"guard": "breaker held closed by the guard", "guard_released": "guard hold released"}.get(
-            decision.reason or "", "breaker open" if decision.state == "open" else "breaker closed")
+        what = "breaker open" if decision.state == "open" else "breaker closed"
         summary = f"{what} on {key}: {decision.rule}"
     elif decision.state == RESOLVED:
         summary = f"{decision.rule} resolved on {key}"

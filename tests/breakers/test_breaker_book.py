@@ -1,4 +1,5 @@
-"""BreakerBook: the state machine per key, the guard, cooldowns, probes, records, restart."""
+"""BreakerBook: the state machine per key, cooldowns, probes (stalls, cancellations), records and
+readings, restart."""
 
 import pytest
 
@@ -118,40 +119,14 @@ def test_jitter_is_bounded_and_deterministic_by_seed():
     assert all(30.0 <= run(s) < 45.0 for s in range(8))
 
 
-def test_guard_holds_the_last_usable_key_closed_and_says_so():
-    book = book_with(A, B)
-    book.on_finding(trip(A, 100.0))
-    book.on_finding(trip(B, 100.0))
-    decisions = book.advance(100.0)
-    assert states(decisions) == [(A, "open", "tripped"), (B, "closed", "guard")]
-    assert decisions[1].observed == 0.4
-    book.on_finding(trip(B, 105.0))  # still tripping: counted, not announced again
-    assert book.advance(105.0) == []
-    assert book.guard_held == 2
-    assert book.states() == {A: "open", B: "closed"}
-    rec = {r.key: r for r in book.records(105.0)}
-    assert (rec[B].state, rec[B].reason, rec[B].since) == ("closed", "guard", 100.0)
-
-
-def test_guard_counts_keys_per_model_and_allows_half():
-    book = book_with(A, B, C, D)  # three keys serve gpt-4o: at most one open
-    for k in (A, B, C):
+def test_every_key_opens_on_its_own_trip_a_single_key_model_included():
+    book = book_with(A, B, C, D)  # three keys serve gpt-4o; D is the only gpt-4o-mini key
+    for k in (A, B, C, D):
         book.on_finding(trip(k, 10.0))
-    book.on_finding(trip(D, 10.0))  # the only gpt-4o-mini key: nowhere to go, stays closed
-    assert book.states() == {A: "open", B: "closed", C: "closed", D: "closed"}
-    assert book.guard_held == 3
-
-
-def test_guard_releases_when_the_other_key_recovers():
-    book = book_with(A, B, probes_needed=1, rearm_after=60.0)
-    book.on_finding(trip(A, 0.0))
-    book.on_finding(trip(B, 0.0))
-    book.advance(30.0)
-    book.observe(ok(A, 31.0))
-    book.advance(32.0)
-    assert book.states()[A] == "closed"
-    book.on_finding(trip(B, 35.0))
-    assert states(book.advance(35.0)) == [(B, "closed", "guard_released"), (B, "open", "tripped")]
+    assert sorted(states(book.advance(10.0))) == [(k, "open", "tripped") for k in sorted((A, B, C, D))]
+    assert book.states() == {A: "open", B: "open", C: "open", D: "open"}
+    recs = {r.key: r for r in book.records(10.0)}
+    assert {k: (r.state, r.reason) for k, r in recs.items()} == {k: ("open", "tripped") for k in (A, B, C, D)}
 
 
 def test_trips_right_after_a_close_are_ignored_then_rearm_with_a_longer_cooldown():
@@ -251,18 +226,96 @@ def test_a_long_incident_keeps_the_cooldown_at_the_cap():
     assert book.advance(t + 1000.0)[0].time - t == 100.0
 
 
-def test_restored_guard_record_is_released_when_trips_stop():
-    book = book_with(A, B, rearm_after=60.0)
-    book.restore_from_records([ControlRecord(B, "closed", since=0.0, reason="guard", rule="error_breaker",
-                                             seq=2, issued_at=100.0, expires_at=130.0)])
-    book.advance(200.0)
-    [rec] = book.records(200.0)
-    assert (rec.state, rec.reason, rec.seq) == ("closed", "guard_released", 3)
+def test_records_and_decisions_say_the_same_reason_at_every_transition():
+    """One vocabulary: the record published after each transition carries the decision's reason."""
+    from brownout.breakers.record import REASONS
+
+    book = book_with(A, B, probes_needed=1, probe_failures=1)
+    script = [(100.0, lambda: book.on_finding(trip(A, 100.0))),
+              (130.0, lambda: None),                                    # half-open
+              (131.5, lambda: book.observe(ok(A, 131.0, error="503"))),  # probe failed: open again
+              (300.0, lambda: None),                                    # half-open again
+              (301.5, lambda: book.observe(ok(A, 301.0)))]              # probe healthy: closed
+    pairs = []
+    for t, act in script:
+        act()
+        decisions = book.advance(t)
+        records = [r for r in book.records(t) if r.key == A]
+        assert len(decisions) == len(records) == 1, t
+        pairs.append((decisions[0].state, decisions[0].reason, records[0].state, records[0].reason))
+    assert [(d_state, d_reason) for d_state, d_reason, _, _ in pairs] == [
+        ("open", "tripped"), ("half_open", "cooldown_elapsed"), ("open", "probes_failed"),
+        ("half_open", "cooldown_elapsed"), ("closed", "probes_healthy")]
+    assert all(d_state == r_state and d_reason == r_reason for d_state, d_reason, r_state, r_reason in pairs)
+    assert {p[1] for p in pairs} == set(REASONS)
 
 
-def test_a_restored_guard_hold_opens_on_the_next_trip_once_peers_are_closed():
+def half_open_book(rule="error_breaker", baseline=0.01, **cfg):
+    cfg.setdefault("probes_needed", 2)
+    cfg.setdefault("probe_failures", 2)
+    book = book_with(A, B, **cfg)
+    book.on_finding(trip(A, 0.0, rule=rule, baseline=baseline))
+    assert [d.state for d in book.advance(30.0)] == ["open", "half_open"]
+    return book
+
+
+def test_a_stall_report_fails_its_probe_once_and_its_completion_is_not_counted_again():
+    book = half_open_book()
+    book.observe(Event(A, 31.0, 3.0, stall=True, ttft_at_least=3.0))   # in flight, no first token
+    book.observe(Event(A, 31.0, 9.0, ttft=8.5))                          # the same call, completed
+    book.observe(Event(A, 31.0, 3.0, stall=True, ttft_at_least=3.0))   # reported twice: still one
+    assert book.advance(45.0) == [] and book.states()[A] == "half_open"
+    book.observe(Event(A, 32.0, 2.5, stall=True, ttft_at_least=2.5))  # a second stalled probe
+    assert states(book.advance(45.0)) == [(A, "open", "probes_failed")]
+
+
+def test_a_cancelled_copy_is_no_verdict_unless_it_waited_past_the_probe_ceiling():
+    book = half_open_book()
+    book.update_readings({A: {"ttft_p95_baseline": 0.5}})  # probe ceiling: 2 x 0.5 s
+    book.observe(Event(A, 31.0, 0.4, error_type="cancelled", ttft_at_least=0.4))  # lost a race, early
+    book.observe(Event(A, 31.0, 0.4, error_type="CancelledError"))
+    book.observe(ok(A, 32.0, duration=0.8))
+    assert book.advance(40.0) == []  # one healthy probe of two: the cancelled ones said nothing
+    book.observe(Event(A, 33.0, 1.5, error_type="cancelled", ttft_at_least=1.5))  # waited past it
+    book.observe(Event(A, 33.5, 1.2, error_type="timeout", ttft_at_least=1.2))
+    assert states(book.advance(40.0)) == [(A, "open", "probes_failed")]
+
+
+def test_a_probe_slower_to_its_first_token_than_the_ceiling_fails_an_error_trip_too():
+    book = half_open_book()
+    book.observe(Event(A, 31.0, 4.0, ttft=3.0))  # no readings yet: an error trip judges errors only
+    book.update_readings({A: {"ttft_p95_baseline": 0.5}})
+    book.observe(Event(A, 32.0, 4.0, ttft=1.1))  # >= 2 x 0.5 s
+    book.observe(Event(A, 33.0, 4.0, ttft=0.9))  # healthy: the second healthy one
+    assert states(book.advance(40.0)) == [(A, "closed", "probes_healthy")]
+    book2 = half_open_book()
+    book2.update_readings({A: {"ttft_p95_baseline": 0.5}})
+    for t in (31.0, 32.0):
+        book2.observe(Event(A, t, 4.0, ttft=1.2))
+    assert states(book2.advance(40.0)) == [(A, "open", "probes_failed")]
+
+
+def test_latency_trip_probes_fail_on_a_first_token_at_least_past_the_trip_ceiling():
+    book = half_open_book(rule="latency_breaker", baseline=2.0)
+    book.observe(Event(A, 31.0, 4.2, error_type="timeout", ttft_at_least=4.2))  # a client first-token timeout
+    book.observe(Event(A, 31.0, 1.0, ttft=0.5))
+    book.observe(Event(A, 32.0, 4.5, stall=True, ttft_at_least=4.5))
+    assert states(book.advance(40.0)) == [(A, "open", "probes_failed")]
+
+
+def test_forget_drops_the_key_everywhere():
     book = book_with(A, B)
-    book.restore_from_records([ControlRecord(B, "closed", since=90.0, reason="guard", rule="error_breaker",
-                                             seq=2, issued_at=100.0, expires_at=130.0)])
-    book.on_finding(trip(B, 105.0))
-    assert states(book.advance(105.0)) == [(B, "closed", "guard_released"), (B, "open", "tripped")]
+    book.on_finding(trip(A, 0.0))
+    book.advance(0.0)
+    book.forget(A)
+    assert A not in book.states() and book.records(0.0) == [] and book.advance(100.0) == []
+
+
+def test_the_probe_ceiling_falls_back_to_twice_the_p50_baseline_never_to_the_current_p95():
+    book = half_open_book()
+    book.update_readings({A: {"ttft_p95": 9.0}})  # only the degraded current p95: no ceiling
+    book.observe(Event(A, 31.0, 9.5, ttft=9.0))
+    book.update_readings({A: {"ttft_p95": 9.0, "ttft_p50_baseline": 0.4}})  # ceiling 2 x 2 x 0.4 s
+    book.observe(Event(A, 32.0, 2.0, ttft=1.7))
+    book.observe(Event(A, 33.0, 2.0, ttft=1.9))
+    assert states(book.advance(40.0)) == [(A, "open", "probes_failed")]

@@ -1,5 +1,6 @@
-"""BrownoutRouterGuard with a real litellm.Router, two OpenAI-protocol servers and a board fed
-from a MemoryTransport."""
+"""BrownoutRouterGuard with a real litellm.Router, OpenAI-protocol servers and a board fed from a
+MemoryTransport: filtering, LiteLLM's own fallbacks when a whole group is open, the least
+degraded deployment when nothing is left."""
 
 import asyncio
 import random
@@ -10,8 +11,8 @@ from litellm.integrations.custom_logger import CustomLogger
 from prometheus_client import CollectorRegistry
 
 from brownout import semconv as sc
-from brownout.breakers import AsyncBreakerBoard, BreakerBoard, ControlRecord
-from brownout.breakers.litellm import BrownoutRouterGuard, deployment_key
+from brownout.breakers import AsyncBreakerBoard, BreakerBoard, ControlRecord, Readings
+from brownout.breakers.litellm import BreakersOpen, BrownoutRouterGuard, deployment_key
 from brownout.model import Key
 from brownout.transport import MemoryTransport
 
@@ -30,10 +31,10 @@ class Clock:
         return self.now
 
 
-def publish(t, key, state, seq, probe_fraction=0.1):
+def publish(t, key, state, seq, probe_fraction=0.1, readings=None):
     rec = ControlRecord(key, state, since=1000.0, until=1030.0 if state == "open" else None, reason="tripped",
                         rule="error_breaker", probe_fraction=probe_fraction, seq=seq, issued_at=1000.0,
-                        expires_at=1030.0)
+                        expires_at=1030.0, readings=readings)
     t.append(sc.TOPIC_CONTROL, rec.to_bytes(), rec.kafka_key())
 
 
@@ -70,9 +71,13 @@ def router_for(east, west):
     ], num_retries=0)
 
 
-async def send(router, n):
+async def send(router, n, **kwargs):
     for _ in range(n):
-        await router.acompletion(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        await router.acompletion(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], **kwargs)
+    # litellm logs successes in a background task; left pending, it runs on the next test's loop
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    await GLOBAL_LOGGING_WORKER.flush()
 
 
 async def test_router_moves_traffic_off_an_open_key_and_back(servers, callbacks):
@@ -140,19 +145,100 @@ def test_thread_backed_board_with_mapping(servers, callbacks):
     assert east.hits == 30 and west.hits == 0
 
 
-async def test_all_deployments_open_keeps_them_all(servers, callbacks):
+async def test_all_deployments_open_and_no_fallbacks_calls_the_least_degraded(servers, callbacks):
     east, west = servers
+    t = MemoryTransport()
+    publish(t, EAST, "open", seq=1, readings=Readings(ttft_p50=2.7, ttft_p50_baseline=0.3))  # 9 x slower
+    publish(t, WEST, "open", seq=1, readings=Readings(capacity_error_rate=0.5))  # half fail: 2 x
+    board = AsyncBreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+    guard = BrownoutRouterGuard(board)
+    callbacks.append(guard)
+    try:
+        await send(router_for(east, west), 20)
+        assert (east.hits, west.hits) == (0, 20)
+        assert guard.least_degraded == 20 and guard.fell_back == 0
+    finally:
+        await board.stop()
+
+
+MINI = Key("openai", "eastus", "gpt-4o-mini")
+
+
+def chain_router(east, west, mini, **kwargs):
+    deployments = [("gpt-4o", "gpt-4o", east, "eastus"), ("gpt-4o", "gpt-4o", west, "westus"),
+                   ("gpt-4o-mini", "gpt-4o-mini", mini, "eastus")]
+    return litellm.Router(model_list=[
+        {"model_name": group, "litellm_params": {"model": f"openai/{model}", "api_base": server.api_base,
+                                                 "api_key": "sk-test", "region_name": region}}
+        for group, model, server, region in deployments], **kwargs)
+
+
+async def guarded(t, callbacks, router_kwargs, servers, with_router=True):
+    board = AsyncBreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
+    await board.start(timeout=5.0)
+    router = chain_router(*servers, num_retries=3, **router_kwargs)
+    guard = BrownoutRouterGuard(board, router=router if with_router else None)
+    callbacks.append(guard)
+    return board, router, guard
+
+
+@pytest.mark.parametrize("router_kwargs", [{"fallbacks": [{"gpt-4o": ["gpt-4o-mini"]}]},
+                                           {"default_fallbacks": ["gpt-4o-mini"]}])
+async def test_litellm_falls_back_at_once_when_every_deployment_of_the_group_is_open(
+        make_server, callbacks, router_kwargs):
+    servers = east, west, mini = make_server("east"), make_server("west"), make_server("mini")
     t = MemoryTransport()
     publish(t, EAST, "open", seq=1)
     publish(t, WEST, "open", seq=1)
-    board = AsyncBreakerBoard(t, clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
-    await board.start(timeout=5.0)
-    callbacks.append(BrownoutRouterGuard(board))
+    board, router, guard = await guarded(t, callbacks, router_kwargs, servers)
     try:
-        await send(litellm_router := router_for(east, west), 20)
-        assert east.hits + west.hits == 20 and litellm_router is not None
+        await send(router, 10)
+        assert (east.hits, west.hits, mini.hits) == (0, 0, 10)
+        assert guard.fell_back == 10  # one refusal per call: LiteLLM did not retry the open group (num_retries=3)
+        publish(t, WEST, "closed", seq=2)
+        await eventually(lambda: board.state(WEST) == "closed")
+        await send(router, 10)
+        assert (west.hits, mini.hits) == (10, 10)
     finally:
         await board.stop()
+
+
+async def test_a_calls_own_fallbacks_are_walked_too(make_server, callbacks):
+    servers = east, west, mini = make_server("east"), make_server("west"), make_server("mini")
+    t = MemoryTransport()
+    publish(t, EAST, "open", seq=1)
+    publish(t, WEST, "open", seq=1)
+    board, router, guard = await guarded(t, callbacks, {}, servers)
+    try:
+        await send(router, 5, fallbacks=["gpt-4o-mini"])
+        assert (east.hits, west.hits, mini.hits) == (0, 0, 5) and guard.fell_back == 5
+    finally:
+        await board.stop()
+
+
+@pytest.mark.parametrize("slowest, called", [("mini", "east"), ("east", "mini")])
+async def test_nothing_left_calls_the_least_degraded_of_the_whole_chain(make_server, callbacks, slowest, called):
+    servers = east, west, mini = make_server("east"), make_server("west"), make_server("mini")
+    by_name = {"east": east, "west": west, "mini": mini}
+    slow, mild = Readings(ttft_p50=3.0, ttft_p50_baseline=0.3), Readings(ttft_p50=0.6, ttft_p50_baseline=0.3)
+    t = MemoryTransport()
+    publish(t, EAST, "open", seq=1, readings=slow if slowest == "east" else mild)
+    publish(t, WEST, "open", seq=1, readings=Readings(capacity_error_rate=0.95))  # 20 x
+    publish(t, MINI, "open", seq=1, readings=slow if slowest == "mini" else mild)
+    board, router, guard = await guarded(t, callbacks, {"fallbacks": [{"gpt-4o": ["gpt-4o-mini"]}]}, servers)
+    try:
+        await send(router, 10)
+        assert by_name[called].hits == 10 and east.hits + west.hits + mini.hits == 10
+        assert guard.least_degraded == 10
+    finally:
+        await board.stop()
+
+
+def test_breakers_open_is_what_litellm_falls_back_on_without_retrying():
+    exc = BreakersOpen("gpt-4o", "gpt-4o-mini")
+    assert isinstance(exc, litellm.NotFoundError) and exc.status_code == 404
+    assert "every deployment of 'gpt-4o' is refused" in str(exc) and exc.fallback == "gpt-4o-mini"
 
 
 async def test_a_broken_mapping_fails_open(servers, callbacks):
@@ -168,7 +254,7 @@ async def test_a_broken_mapping_fails_open(servers, callbacks):
     guard = BrownoutRouterGuard(board, mapping=mapping)
     try:
         deployments = [{"litellm_params": {"model": "openai/gpt-4o", "region_name": "eastus"}}]
-        assert guard.filter(deployments) == deployments
+        assert guard.filter(deployments, "gpt-4o") == deployments
     finally:
         await board.stop()
 

@@ -85,16 +85,21 @@ def test_key_reading() -> None:
     assert a is not None and a.key == KEY
 
 
-def test_guard_hold_raises_its_own_alert_and_its_release_resolves_it():
-    from brownout.exporters.alerts import GUARD_ALERT
+def test_every_breaker_transition_is_one_alert_per_key():
+    """One alert per key's breaker: whatever the reason, an open fires and the close resolves it."""
+    from brownout.breakers.record import REASONS
     from brownout.model import Decision, Key
 
     key = Key("openai", "eastus", "gpt-4o")
-    held = Alert.from_decision(Decision(10.0, "breaker", "error_breaker", key, "closed", 0.4, None, None, "guard"))
-    released = Alert.from_decision(Decision(90.0, "breaker", "error_breaker", key, "closed", None, None, None,
-                                            "guard_released"))
+    tripped = Alert.from_decision(Decision(10.0, "breaker", "error_breaker", key, "open", 0.4, None, None, "tripped"))
+    half = Alert.from_decision(Decision(40.0, "breaker", "error_breaker", key, "half_open", None, None, None,
+                                        "cooldown_elapsed"))
+    reopened = Alert.from_decision(Decision(41.0, "breaker", "error_breaker", key, "open", None, None, None,
+                                            "probes_failed"))
     closed = Alert.from_decision(Decision(95.0, "breaker", "error_breaker", key, "closed", None, None, None,
                                           "probes_healthy"))
-    assert held.labels["alertname"] == GUARD_ALERT and held.status == "firing"
-    assert released.status == "resolved" and released.fingerprint == held.fingerprint
-    assert closed.labels["alertname"] == "breaker_open" and closed.fingerprint != held.fingerprint
+    assert half is None
+    assert tripped.labels["alertname"] == reopened.labels["alertname"] == "breaker_open"
+    assert (tripped.status, reopened.status, closed.status) == ("firing", "firing", "resolved")
+    assert tripped.fingerprint == reopened.fingerprint == closed.fingerprint
+    assert set(REASONS) == {"tripped", "cooldown_elapsed", "probes_healthy", "probes_failed"}

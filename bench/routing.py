@@ -27,7 +27,7 @@ Strategies:
   routers 0.25 s later.
 - ``+stalls``: as ``brownout``, and the hooks also report calls still waiting for their first
   token (an event with ``brownout.stall`` and ``ttft_at_least``) after ``board.stall_threshold``
-  (3 x the key's normal TTFT p95 from the readings, at least 2 s; 2 s while unknown). What the collector makes of them is up
+  (4 x the key's normal TTFT p95 from the readings, at least 3 s; 3 s while unknown). What the collector makes of them is up
   to the rule pack: with today's rules they are just more events.
 - ``+hedging``: as ``+stalls``, and a call still without a first token after the board's hedge
   delay for its key (its TTFT p95 baseline) gets a copy on another admitted deployment, within a
@@ -90,7 +90,7 @@ MAX_ATTEMPTS = 3
 HOOK_DELAY = 0.2  # a completed call reaches the collector this long after it ends
 TICK = 0.5  # the collector judges and publishes this often
 BOARD_DELAY = 0.25  # its records reach the routers this long after
-STALL_FLOOR = 2.0
+STALL_FLOOR = 3.0
 COOLDOWN, ALLOWED_FAILS = 5.0, 3
 LATENCY_SAMPLES = 10
 HEDGE_RATIO = 0.08  # hedges plus retries stay under 10 % of requests

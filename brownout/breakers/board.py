@@ -87,6 +87,9 @@ class AsyncBreakerBoard:
         Where the ``brownout_router_*`` metrics are registered (unregistered at :meth:`stop`).
     silence_timeout
         If set, the whole board fails open when no record arrived for this many seconds.
+    panic_share
+        When more than this share of a tier (of three keys or more) is open, its nearly-as-good
+        open keys take calls too (see :meth:`candidates`); 1.0 turns it off.
     on_record
         Called as ``on_record(record_or_None, result, raw)`` for every record read.
     """
@@ -95,7 +98,10 @@ class AsyncBreakerBoard:
                  verify_keys: Mapping[str, bytes] | Sequence[bytes] | None = None, *,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  registry: CollectorRegistry | None = REGISTRY, silence_timeout: float | None = None,
-                 poll_timeout: float = 0.5, on_record: OnRecord | None = None) -> None:
+                 poll_timeout: float = 0.5, on_record: OnRecord | None = None, panic_share: float = 0.5) -> None:
+        if not 0.0 < panic_share <= 1.0:
+            raise ValueError(f"panic_share must be in (0, 1], got {panic_share}")
+        self.panic_share = panic_share
         self.transport = transport
         self.topic = topic
         self.verify_keys = verify_keys if verify_keys else None
@@ -278,16 +284,19 @@ class AsyncBreakerBoard:
 
     def healthy(self, candidates: Iterable[Key]) -> list[Key]:
         """The candidates a call may go to now; never empty when ``candidates`` is not: when
-        every one is refused, the least degraded (:meth:`least_degraded`) alone."""
+        every one is refused, the least degraded ones (:meth:`least_degraded_set`)."""
         cands = list(dict.fromkeys(candidates))
         admitted = self.admitted(cands)
         if admitted or not cands:
             return admitted
-        return [self.least_degraded(cands)]
+        return self.least_degraded_set(cands)
 
     def candidates(self, chain: Chain) -> list[Key]:
         """Where a call may go, walking the fallback ``chain``: the admitted keys of the first
-        tier that has any, else the least degraded key of the whole chain alone.
+        tier that has any, else the least degraded keys of the whole chain. When most of a tier
+        is open, its open keys nearly as good as the best (measured cost within 2 x) join the
+        admitted ones: the few left would otherwise take the whole tier's load, slow down in turn
+        and open too (a cascade; Envoy's panic threshold answers the same).
 
         >>> from brownout.transport import MemoryTransport
         >>> board = AsyncBreakerBoard(MemoryTransport(), registry=None)
@@ -299,9 +308,28 @@ class AsyncBreakerBoard:
         for tier in tiers:
             admitted = self.admitted(tier)
             if admitted:
+                if len(tier) > 2 and self.refused_share(tier) > self.panic_share:
+                    # most of the tier is refused: the few left would take its whole load and slow
+                    # down in turn (Envoy's panic threshold), so the nearly-as-good refused ones share it
+                    return list(dict.fromkeys(admitted + self.least_degraded_set(tier, 2.0, by_state=False)))
                 return admitted
         every = [k for tier in tiers for k in tier]
-        return [self.least_degraded(every)] if every else []
+        if not every:
+            return []
+        best = self.least_degraded(every)
+        tier = next(t for t in tiers if best in t)  # the preferred tier among equals
+        return [k for k in self.least_degraded_set(every) if k in tier]
+
+    def refused_share(self, keys: Iterable[Key]) -> float:
+        """The share of ``keys`` whose breaker is open now (half-open ones still probe)."""
+        ordered = list(dict.fromkeys(keys))
+        now = self.clock()
+        refused = 0
+        for k in ordered:
+            rec = self._board.get(k)
+            if rec is not None and not rec.expired(now) and self._effective(rec, now) == "open":
+                refused += 1
+        return refused / len(ordered) if ordered else 0.0
 
     def pick(self, chain: Chain) -> Key:
         """One key for this call: a random admitted key of the first tier that has one, else the
@@ -318,6 +346,23 @@ class AsyncBreakerBoard:
         if not ordered:
             raise ValueError("least_degraded: no keys")
         return min(enumerate(ordered), key=lambda p: (*self.degradation(p[1]), p[0]))[1]
+
+    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5, *, by_state: bool = True) -> list[Key]:
+        """The least degraded key and those nearly as good: in its state (``by_state``; a half-open
+        key before an open one) with a measured cost within ``tolerance`` x the best. When every
+        candidate is refused, the load spreads over the best of them instead of piling onto one,
+        which would slow it down in turn.
+
+        >>> from brownout.transport import MemoryTransport
+        >>> board = AsyncBreakerBoard(MemoryTransport(), registry=None)
+        >>> a, b = Key("openai", "eastus", "gpt-4o"), Key("openai", "westus", "gpt-4o")
+        >>> board.least_degraded_set([a, b]) == [a, b]      # nothing known: both equally good
+        True
+        """
+        ordered = list(dict.fromkeys(keys))
+        rank, cost = self.degradation(self.least_degraded(ordered))
+        return [k for k in ordered if (d := self.degradation(k))[1] <= cost * tolerance
+                and (d[0] == rank or not by_state)]
 
     def degradation(self, key: Key) -> tuple[int, float]:
         """How degraded ``key`` looks, lower is better: its state's rank (closed 0, half-open 1,
@@ -357,10 +402,11 @@ class AsyncBreakerBoard:
         base = None if r is None else r.normal_ttft_p95()
         return max(floor, factor * base) if base else default
 
-    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+    def stall_threshold(self, key: Key, *, factor: float = 4.0, floor: float = 3.0) -> float | None:
         """Seconds after which the hooks report a call to ``key`` still without a first token as
         a stall: ``factor`` x its normal TTFT p95 (see :meth:`first_token_timeout`), at least
-        ``floor``; None when unknown (the hooks then use their own estimate). Hand it to the
+        ``floor`` (far past what a queueing burst adds: siblings that take a shed key's load must
+        not look stalled); None when unknown (the hooks then use their own estimate). Hand it to the
         hooks of a router process: ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
         r = self.readings(key)
         base = None if r is None else r.normal_ttft_p95()
@@ -440,7 +486,7 @@ def _cost(rec: ControlRecord) -> float:
         err = r.capacity_error_rate or 0.0
     rule = rec.rule or ""
     if rec.state != "closed" and rec.observed is not None:
-        if "error" in rule:
+        if "error" in rule or "stall" in rule:  # a share of calls that failed, or got no first token in time
             err = max(err, rec.observed)
         elif rec.baseline:
             slow = max(slow, rec.observed / rec.baseline)
@@ -599,6 +645,26 @@ class BreakerBoard:
     def least_degraded(self, keys: Iterable[Key]) -> Key:
         return self._board.least_degraded(keys)
 
+    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5) -> list[Key]:
+        return self._board.least_degraded_set(keys, tolerance)
+
+    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5, *, by_state: bool = True) -> list[Key]:
+        """The least degraded key and those nearly as good: in its state (``by_state``; a half-open
+        key before an open one) with a measured cost within ``tolerance`` x the best. When every
+        candidate is refused, the load spreads over the best of them instead of piling onto one,
+        which would slow it down in turn.
+
+        >>> from brownout.transport import MemoryTransport
+        >>> board = AsyncBreakerBoard(MemoryTransport(), registry=None)
+        >>> a, b = Key("openai", "eastus", "gpt-4o"), Key("openai", "westus", "gpt-4o")
+        >>> board.least_degraded_set([a, b]) == [a, b]      # nothing known: both equally good
+        True
+        """
+        ordered = list(dict.fromkeys(keys))
+        rank, cost = self.degradation(self.least_degraded(ordered))
+        return [k for k in ordered if (d := self.degradation(k))[1] <= cost * tolerance
+                and (d[0] == rank or not by_state)]
+
     def degradation(self, key: Key) -> tuple[int, float]:
         return self._board.degradation(key)
 
@@ -612,7 +678,7 @@ class BreakerBoard:
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
         return self._board.hedge_delay(key, default, floor=floor)
 
-    def stall_threshold(self, key: Key, *, factor: float = 3.0, floor: float = 2.0) -> float | None:
+    def stall_threshold(self, key: Key, *, factor: float = 4.0, floor: float = 3.0) -> float | None:
         return self._board.stall_threshold(key, factor=factor, floor=floor)
 
     def records(self) -> dict[Key, ControlRecord]:

@@ -5,10 +5,13 @@ Two triggers, as the seed asks. **Held**: the p95 reaches ``ratio`` x its baseli
 often is: see :class:`~brownout.detectors.stats.NormalShare`) and stays there, the last minute
 included, for ``hold`` (a moderate drift: 5 minutes of it; an incident that ended does not trip it
 while its requests are still in the window). **Fast**: on a short
-window, a Wilson bound is sure that ``fast_share`` of the requests already took ``ratio`` x the
-baseline p95 or longer (a hard step: no reason to wait 5 minutes). The latency is the time to first
-token and the duration per output token, each against its own baseline p95: a stalled first token
-or a decode collapse (the finding's ``signal`` label says which).
+window, a Wilson bound is sure that ``fast_share`` of the requests already took ``fast_ratio`` (4)
+x the baseline p95 or longer (a hard step: no reason to wait 5 minutes). The fast line is far above
+the held one on purpose: when a router sheds a slow deployment, its siblings queue the extra load
+and their first tokens slow down too, and opening them as well would leave nowhere to go.
+
+The latency is the time to first token and the duration per output token, each against its own
+baseline p95: a stalled first token or a decode collapse (the finding's ``signal`` label says which).
 
 >>> from brownout.detectors.step import Step, Signal
 >>> from types import SimpleNamespace
@@ -44,13 +47,16 @@ class LatencyBreakerSettings(BreakerSettings):
     hold: float = setting(300.0, SECONDS0, "seconds the held trigger must last")
     min_requests: int = setting(100, COUNT, "requests the held window needs: about 5 beyond the p95")
     fast_windows: tuple[float, ...] = setting((15.0, 30.0, 60.0), seconds_list, "windows of the fast trigger")
-    fast_share: float = setting(0.5, RATE, "share of requests past ratio x baseline p95 that trips at once")
+    fast_ratio: float = setting(4.0, RATIO, "the fast trigger's line: x the baseline p95")
+    fast_share: float = setting(0.5, RATE, "share of requests past fast_ratio x baseline p95 that trips at once")
     fast_min_requests: int = setting(10, COUNT, "requests a fast window needs")
     z: float = setting(2.576, Z, "Wilson bound of the fast trigger (2.576: 99 %)")
 
     def validate(self) -> None:
         if max(self.fast_windows) > self.window:
             raise SettingError("fast_windows", f"must all be <= window ({self.window:g})")
+        if self.fast_ratio < self.ratio:
+            raise SettingError("fast_ratio", f"must be >= ratio ({self.ratio:g}), got {self.fast_ratio:g}")
 
 
 class _Channel:
@@ -60,7 +66,7 @@ class _Channel:
 
     def __init__(self, signal: str, widths: list[int], share: float, min_requests: int) -> None:
         self.signal = signal
-        self.sums = WindowSums(widths, 2)  # requests, past ratio x baseline p95
+        self.sums = WindowSums(widths, 3)  # requests, past ratio x and past fast_ratio x baseline p95
         self.normal = NormalShare(share, min_requests)
         self.base: float | None = None
         self.hold_since: float | None = None
@@ -93,10 +99,12 @@ class LatencyBreaker(Detector):
                          for sig in ("ttft", "latency")]
         self.t = 0.0
         self.judged: tuple[_Channel, int] = (self.channels[0], self.long)
+        self.signals: Any = None  # the key's readings, for the observed value
 
     def update(self, step: Any, key: Any) -> None:
         s = self.settings
         self.t = key.t
+        self.signals = key.signals
         for ch in self.channels:
             base = ch.base = key.signals[ch.signal].baseline(s.quantile, key.t)
             xs = step.samples(ch.signal)
@@ -104,12 +112,12 @@ class LatencyBreaker(Detector):
                 ch.sums.push(_NONE)
             else:
                 k = count_at_least(xs, s.ratio * base)
-                ch.sums.push((len(xs), k))
+                ch.sums.push((len(xs), k, count_at_least(xs, s.fast_ratio * base)))
                 ch.normal.add(len(xs), k)
             if key.minute_end:
                 ch.normal.minute(ch.hold_since is None)
-            n, k = ch.sums.total(self.long)
-            rn, rk = ch.sums.total(self.recent)
+            n, k, _ = ch.sums.total(self.long)
+            rn, rk, _ = ch.sums.total(self.recent)
             if (base is not None and n >= s.min_requests and k >= ch.normal.boundary * n
                     and wilson_lower_bound(k, n, s.z) >= ch.normal.boundary and rk >= ch.normal.boundary * rn):
                 if ch.hold_since is None:
@@ -124,7 +132,7 @@ class LatencyBreaker(Detector):
             if ch.base is None:
                 continue
             for w in self.fast:
-                n, k = ch.sums.total(w)
+                n, _, k = ch.sums.total(w)
                 if n >= s.fast_min_requests and k >= s.fast_share * n and wilson_lower_bound(k, n, s.z) >= s.fast_share:
                     self.judged = (ch, w)
                     return Verdict(True, False, ch.base, w * self.step, (("signal", ch.signal),))
@@ -138,10 +146,15 @@ class LatencyBreaker(Detector):
         return Verdict(False, not held, None, self.long * self.step)
 
     def observed(self) -> float | None:
-        """The share of requests past ``ratio`` x the baseline p95 on the window that tripped."""
+        """The latency that tripped it, in seconds like its baseline: the p95 of the last minute of
+        that signal (the held trigger) or the median of the window that tripped (the fast one)."""
         ch, w = self.judged
-        n, k = ch.sums.total(w)
-        return k / n if n else None
+        sig = self.signals.get(ch.signal) if self.signals is not None else None
+        if sig is None:
+            return None
+        if w in self.fast:
+            return sig.ring.quantile(0.5, w)
+        return sig.ring.quantile(self.settings.quantile)
 
     @property
     def suspect(self) -> bool:
@@ -159,4 +172,4 @@ class LatencyBreaker(Detector):
             ch.install(state[ch.signal])
 
 
-_NONE = (0, 0)
+_NONE = (0, 0, 0)

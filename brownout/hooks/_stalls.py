@@ -16,11 +16,11 @@ returns the ones past their key's threshold, once each. The threshold of a key, 
 >>> for _ in range(20):
 ...     watch.learn(Key("openai", "eastus", "gpt-4o"), 0.4)
 >>> watch.limit(Key("openai", "eastus", "gpt-4o")), watch.limit(Key("openai", "westus", "gpt-4o"))
-(2.0, None)
+(3.0, None)
 >>> obs = Observation("openai", "eastus", "gpt-4o", stream=True)
 >>> obs.t0 = 100.0
 >>> waiting = {id(obs): obs}
->>> watch.scan(waiting, now=101.0), watch.scan(waiting, now=103.0) == [obs], watch.scan(waiting, now=104.0)
+>>> watch.scan(waiting, now=102.0), watch.scan(waiting, now=104.0) == [obs], watch.scan(waiting, now=105.0)
 ([], True, [])
 >>> obs.chunk_times.append(104.5); watch.scan(waiting, now=105.0), waiting
 ([], {})
@@ -59,8 +59,8 @@ class StallWatch:
     (off). ``threshold``: optional ``callable(key) -> seconds | None``, asked first.
     """
 
-    MULTIPLE = 3.0
-    FLOOR = 2.0
+    MULTIPLE = 4.0  # far past what a queueing burst adds to a tight first-token distribution
+    FLOOR = 3.0
     WINDOW = 200
     MIN_SAMPLES = 20
     MAX_KEYS = 2_000

@@ -120,7 +120,7 @@ def test_readings_timeouts_and_hedge_delays_come_from_the_record(board, transpor
     assert board.hedge_delay(MINI) == pytest.approx(0.6)
     assert board.hedge_delay(UNKNOWN) is None and board.hedge_delay(UNKNOWN, 2.0) == 2.0
     assert board.first_token_timeout(EAST, factor=3.0, floor=5.0) == 5.0
-    assert board.stall_threshold(EAST) == pytest.approx(2.4) and board.stall_threshold(OPENAI) == 2.0
+    assert board.stall_threshold(EAST) == pytest.approx(3.2) and board.stall_threshold(OPENAI) == 3.0
     assert board.stall_threshold(UNKNOWN) is None  # the hooks use their own estimate
     clock.now = 1030.0  # expired: nothing known any more
     assert board.readings(EAST) is None and board.hedge_delay(EAST) is None
@@ -146,7 +146,7 @@ def test_the_sync_board_answers_the_same(transport, clock):
         assert board.readings(SWEDEN) == Readings(ttft_p95_baseline=0.7)
         assert board.hedge_delay(SWEDEN) == pytest.approx(0.7)
         assert board.first_token_timeout(SWEDEN) == pytest.approx(2.8)
-        assert board.stall_threshold(SWEDEN) == pytest.approx(2.1)
+        assert board.stall_threshold(SWEDEN) == pytest.approx(3.0)
 
 
 def test_the_hedge_budget_caps_hedges_at_its_share_of_calls():
@@ -184,3 +184,20 @@ async def test_keys_with_readings_only_are_not_exported_per_key(transport, clock
         assert gauge(SWEDEN) == 2 and gauge(EAST) is None and board.readings(EAST) == Readings(ttft_p50=0.4)
     finally:
         await board.stop()
+
+
+def test_when_most_of_a_tier_is_open_its_nearly_as_good_keys_share_the_calls(board, transport, clock):
+    # a cascade in the making: east browns out (9 x); sweden opened because it queued east's load
+    # (1.6 x); only openai is admitted and would take the whole tier's load alone
+    tier = [EAST, SWEDEN, OPENAI]
+    put(transport, EAST, "open", readings=Readings(ttft_p50=2.7, ttft_p50_baseline=0.3))
+    put(transport, SWEDEN, "open", readings=Readings(ttft_p50=0.48, ttft_p50_baseline=0.3))
+    put(transport, OPENAI, "closed", readings=Readings(ttft_p50=0.33, ttft_p50_baseline=0.3))
+    load(board, transport)
+    assert board.refused_share(tier) == pytest.approx(2 / 3)
+    assert board.candidates([tier]) == [OPENAI, SWEDEN]  # east, 9 x its baseline, stays out
+    put(transport, SWEDEN, "closed", readings=Readings(ttft_p50=0.48, ttft_p50_baseline=0.3), seq=2)
+    load(board, transport)
+    assert board.candidates([tier]) == [SWEDEN, OPENAI]  # a third refused: no panic
+    with pytest.raises(ValueError):
+        type(board)(transport, registry=None, panic_share=0.0)

@@ -191,11 +191,11 @@ def test_learned_threshold_is_a_multiple_of_p95_with_a_floor():
     assert watch.limit(K) is None  # warming
     watch.learn(K, 5.0)
     ttfts = sorted([1.0 + i / 100 for i in range(19)] + [5.0])
-    assert watch.limit(K) == pytest.approx(3 * ttfts[18])  # nearest-rank p95 of 20
+    assert watch.limit(K) == pytest.approx(watch.MULTIPLE * ttfts[18])  # nearest-rank p95 of 20
     fast = StallWatch()
     for _ in range(20):
         fast.learn(K, 0.1)
-    assert fast.limit(K) == 2.0
+    assert fast.limit(K) == watch.FLOOR
 
 
 def test_learned_threshold_follows_recent_calls_only():
@@ -204,7 +204,7 @@ def test_learned_threshold_follows_recent_calls_only():
         watch.learn(K, 10.0)
     for _ in range(watch.WINDOW):
         watch.learn(K, 1.0)
-    assert watch.limit(K) == 3.0
+    assert watch.limit(K) == max(watch.FLOOR, watch.MULTIPLE * 1.0)
 
 
 def test_fixed_threshold_and_off():

@@ -66,23 +66,23 @@ class Key(NamedTuple):
         return cls(str(d["provider"]), str(d["region"]), str(d["model"]))
 
 
-#: Flat-form attribute name -> Event field, for the optional attributes.
-_FLAT_FIELDS: tuple[tuple[str, str, type], ...] = (
-    (sc.GEN_AI_RESPONSE_MODEL, "response_model", str),
-    (sc.GEN_AI_REQUEST_STREAM, "stream", bool),
-    (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "ttft", float),
-    (sc.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens", int),
-    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens", int),
-    (sc.ERROR_TYPE, "error_type", str),
-    (sc.HTTP_RESPONSE_STATUS_CODE, "status_code", int),
-    (sc.SERVER_ADDRESS, "server_address", str),
-    (sc.SERVER_PORT, "server_port", int),
-    (sc.BROWNOUT_ITL_P50, "itl_p50", float),
-    (sc.BROWNOUT_ITL_P95, "itl_p95", float),
-    (sc.BROWNOUT_ITL_MAX, "itl_max", float),
-    (sc.BROWNOUT_DEADLINE, "deadline", float),
-    (sc.BROWNOUT_STALL, "stall", bool),
-    (sc.BROWNOUT_TTFT_AT_LEAST, "ttft_at_least", float),
+#: Flat-form attribute name -> Event field, its type, and the range it must be in (None: any).
+_FLAT_FIELDS: tuple[tuple[str, str, type, tuple[float, float] | None], ...] = (
+    (sc.GEN_AI_RESPONSE_MODEL, "response_model", str, None),
+    (sc.GEN_AI_REQUEST_STREAM, "stream", bool, None),
+    (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "ttft", float, (0.0, 86_400.0)),
+    (sc.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens", int, (0, 100_000_000)),
+    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens", int, (0, 100_000_000)),
+    (sc.ERROR_TYPE, "error_type", str, None),
+    (sc.HTTP_RESPONSE_STATUS_CODE, "status_code", int, (0, 999)),
+    (sc.SERVER_ADDRESS, "server_address", str, None),
+    (sc.SERVER_PORT, "server_port", int, (0, 65535)),
+    (sc.BROWNOUT_ITL_P50, "itl_p50", float, (0.0, 86_400.0)),
+    (sc.BROWNOUT_ITL_P95, "itl_p95", float, (0.0, 86_400.0)),
+    (sc.BROWNOUT_ITL_MAX, "itl_max", float, (0.0, 86_400.0)),
+    (sc.BROWNOUT_DEADLINE, "deadline", float, (0.0, 86_400.0)),
+    (sc.BROWNOUT_STALL, "stall", bool, None),
+    (sc.BROWNOUT_TTFT_AT_LEAST, "ttft_at_least", float, (0.0, 86_400.0)),
 )
 _SECONDS_FIELDS = ("ttft", "itl_p50", "itl_p95", "itl_max", "deadline", "ttft_at_least")
 #: Bounds that reject absurd values: a day-long request or TTFT is a bug, not a brownout.
@@ -92,9 +92,11 @@ MAX_TOKENS = 100_000_000
 MAX_NAME = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One LLM request, as the hooks saw it. Times are seconds; ``start`` is unix time."""
+class Event(NamedTuple):
+    """One LLM request, as the hooks saw it. Times are seconds; ``start`` is unix time.
+
+    A named tuple: immutable, and built at C speed (the collector and replay build one per line).
+    """
 
     key: Key
     start: float
@@ -173,7 +175,7 @@ class Event:
             sc.CLOUD_REGION: self.key.region,
             sc.GEN_AI_REQUEST_MODEL: self.key.model,
         }
-        for attr, fname, _ in _FLAT_FIELDS:
+        for attr, fname, _, _ in _FLAT_FIELDS:
             v = getattr(self, fname)
             if v is not None:
                 out[attr] = v
@@ -184,7 +186,7 @@ class Event:
     @classmethod
     def from_flat(cls, d: Mapping[str, Any]) -> "Event":
         """Build from the flat form (legacy attribute names accepted); raises InvalidEvent."""
-        if not isinstance(d, Mapping):
+        if d.__class__ is not dict and not isinstance(d, Mapping):
             raise InvalidEvent("not_an_object", type(d).__name__)
         return cls.from_attributes(d, d.get("start"), d.get("duration"))
 
@@ -199,50 +201,70 @@ class Event:
         provider = get(sc.GEN_AI_PROVIDER_NAME)
         region = get(sc.CLOUD_REGION)
         model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
-        for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
-                            (sc.GEN_AI_REQUEST_MODEL, model)):
-            if value.__class__ is str and 0 < len(value) <= MAX_NAME and value.isascii() and (
-                    "/" not in value or attr == sc.GEN_AI_REQUEST_MODEL):
-                continue  # the common case, checked in one go
-            if not value or not isinstance(value, str):
-                raise InvalidEvent("missing_attribute", attr)
-            if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
-                    "/" in value and attr != sc.GEN_AI_REQUEST_MODEL):
-                # A lone surrogate would crash every writer of the key; a "/" outside the model
-                # would make two keys share one record key on the compacted control topic.
-                raise InvalidEvent("bad_value", f"{attr}={value[:80]!r}")
+        if not (provider.__class__ is str and region.__class__ is str and model.__class__ is str
+                and 0 < len(provider) <= MAX_NAME and 0 < len(region) <= MAX_NAME and 0 < len(model) <= MAX_NAME
+                and provider.isascii() and region.isascii() and model.isascii()
+                and "/" not in provider and "/" not in region):  # the common case, checked in one go
+            for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
+                                (sc.GEN_AI_REQUEST_MODEL, model)):
+                if not value or not isinstance(value, str):
+                    raise InvalidEvent("missing_attribute", attr)
+                if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
+                        "/" in value and attr != sc.GEN_AI_REQUEST_MODEL):
+                    # A lone surrogate would crash every writer of the key; a "/" outside the model
+                    # would make two keys share one record key on the compacted control topic.
+                    raise InvalidEvent("bad_value", f"{attr}={value[:80]!r}")
         provider = sc.LEGACY_PROVIDERS.get(provider, provider)
-        kwargs: dict[str, Any] = {}
-        for attr, fname, typ in _FLAT_FIELDS:
+        operation = get(sc.GEN_AI_OPERATION_NAME) or "chat"
+        try:
+            start_f, duration_f = float(start), float(duration)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidEvent("bad_timestamp", f"start={start!r} duration={duration!r}") from None
+        if not 0.0 <= start_f < math.inf:
+            raise InvalidEvent("bad_timestamp", f"start={start_f!r}")
+        if not 0.0 <= duration_f <= MAX_SECONDS:
+            raise InvalidEvent("bad_duration", f"duration={duration_f!r}")
+        values = [Key(provider, region, model), start_f, duration_f,
+                  operation if operation.__class__ is str else str(operation), *_OPTIONAL_DEFAULTS]
+        for attr, index, typ, bounds in _FIELD_SLOTS:
             v = get(attr)
             if v is None:
                 continue
-            if v.__class__ is typ:  # exact type (a bool is not an int here): nothing to convert
-                kwargs[fname] = v
-                continue
-            try:
-                kwargs[fname] = _coerce(v, typ)
-            except (TypeError, ValueError, OverflowError):
-                raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
-        err = kwargs.get("error_type")
+            if v.__class__ is not typ:  # exact type (a bool is not an int here): nothing to convert
+                try:
+                    v = _coerce(v, typ)
+                except (TypeError, ValueError, OverflowError):
+                    raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
+            if bounds is not None and not bounds[0] <= v <= bounds[1]:  # NaN fails too
+                raise InvalidEvent("bad_value", f"{_FIELDS[index]}={v!r}")
+            values[index] = v
+        err = values[_ERROR_TYPE]
         if err is not None and err.startswith("<class '"):
-            kwargs["error_type"] = _class_name(err)
+            values[_ERROR_TYPE] = _class_name(err)
         reasons = get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
         if reasons is not None:
             if isinstance(reasons, str):
                 reasons = (reasons,)
             elif not isinstance(reasons, (list, tuple)):
                 raise InvalidEvent("bad_value", f"{sc.GEN_AI_RESPONSE_FINISH_REASONS}={reasons!r}")
-            kwargs["finish_reasons"] = tuple(str(r) for r in reasons)
-        operation = get(sc.GEN_AI_OPERATION_NAME) or "chat"
-        try:
-            start_f, duration_f = float(start), float(duration)
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidEvent("bad_timestamp", f"start={start!r} duration={duration!r}") from None
-        return cls(Key(provider, region, model), start_f, duration_f, str(operation), **kwargs).validate()
+            reasons = tuple(reasons)
+            if not (len(reasons) == 1 and reasons[0].__class__ is str) and not all(
+                    r.__class__ is str for r in reasons):
+                reasons = tuple(str(r) for r in reasons)
+            values[_FINISH_REASONS] = reasons
+        # every field was checked on the way in: no validate() pass, and no keyword matching
+        return _tuple_new(cls, values)  # type: ignore[return-value]
 
 
 _LEGACY_NAMES = frozenset(sc.LEGACY_ATTRIBUTES)
+_FIELDS = Event._fields
+#: The optional fields' defaults, in field order (everything after key, start, duration, operation).
+_OPTIONAL_DEFAULTS = tuple(Event._field_defaults[f] for f in _FIELDS[4:])
+#: (attribute, index in the tuple, type, bounds) for each optional attribute of the flat form.
+_FIELD_SLOTS = tuple((attr, _FIELDS.index(fname), typ, bounds) for attr, fname, typ, bounds in _FLAT_FIELDS)
+_ERROR_TYPE = _FIELDS.index("error_type")
+_FINISH_REASONS = _FIELDS.index("finish_reasons")
+_tuple_new = tuple.__new__
 _KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
 
 

@@ -160,7 +160,7 @@ class Simulator:
                 gap = float(itl[j]) * f_itl
                 if err_u[j] < err_p:
                     etype = err_types[int(jitter[j] * len(err_types)) % len(err_types)]
-                    took = err_duration if err_duration is not None else min(t_first, 0.05 + 0.2 * jitter[j])
+                    took = err_duration if err_duration is not None else min(t_first, 0.05 + 0.2 * float(jitter[j]))
                     out.append(Event(tr.key, s, round(took, 6), stream=tr.stream,
                                      error_type=etype, status_code=int(etype) if etype.isdigit() else None,
                                      input_tokens=int(in_tok[j]), deadline=tr.deadline,

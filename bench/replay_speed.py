@@ -60,14 +60,14 @@ def write_file(path: str, keys: int, rate: float, hours: float, seed: int = 1) -
 
 def run_brownout(path: str) -> int:
     out = io.StringIO()
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:  # as `brownout replay FILE` reads it
         stats = replay(f, out)
     return stats.events
 
 
 def run_parse(path: str) -> int:
     stats = ReplayStats()
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         return sum(1 for _ in read_events(f, stats))
 
 

@@ -162,10 +162,12 @@ def _is_kafka_failure(exc: BaseException) -> bool:
 
 
 @main.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), help="Rules file (YAML).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Breaker jitter seed.")
-def replay(file: Any, rules_file: str | None, seed: int) -> None:
+@click.option("--default-region", default="global", show_default=True,
+              help="Region of events that name none and whose server.address tells none ('' : invalid).")
+def replay(file: Any, rules_file: str | None, seed: int, default_region: str) -> None:
     """Replay events from FILE (flat JSON or OTLP JSON lines; - for stdin) and print decisions.
 
     Event time is the clock; the same file and rules always print the same lines.
@@ -178,7 +180,9 @@ def replay(file: Any, rules_file: str | None, seed: int) -> None:
         rules = load_rules(rules_file)
     except RuleError as exc:
         raise click.ClickException(str(exc)) from None
-    stats = run_replay(file, sys.stdout, rules, seed=seed)
+    from brownout.endpoints import RegionMap
+
+    stats = run_replay(file, sys.stdout, rules, seed=seed, regions=RegionMap(default=default_region or None))
     click.echo(f"replayed {stats.events} events: {stats.decisions} decisions, {stats.invalid} invalid, "
                f"{stats.skipped} skipped, {stats.out_of_order} out of order", err=True)
 

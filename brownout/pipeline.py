@@ -52,10 +52,11 @@ class Pipeline:
         self.engine.observe(event)
         self.book.observe(event)
 
-    def advance(self, now: float) -> list[Decision]:
-        """Everything decided up to event time ``now``, in time order."""
+    def advance(self, now: float, *, final: bool = False) -> list[Decision]:
+        """Everything decided up to event time ``now``, in time order (``final``: no event will
+        come any more; see :meth:`Engine.advance`)."""
         out: list[Decision] = []
-        for f in self.engine.advance(now):
+        for f in self.engine.advance(now, final=final):
             if f.action == "breaker":
                 self.book.on_finding(f)
             elif f.state in ("pending", "firing", "resolved"):

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import IO, Any, Iterator
 
 from brownout import codec
+from brownout.endpoints import RegionMap
 from brownout.model import Event, InvalidEvent
+from brownout.semconv import CLOUD_REGION
 from brownout.pipeline import Pipeline
 
 log = logging.getLogger("brownout.replay")
@@ -47,8 +49,12 @@ class ReplayStats:
     decisions: int = 0
 
 
-def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
-    """Events from flat JSON or OTLP JSON lines; invalid lines are logged and counted."""
+def read_events(stream: IO[str] | IO[bytes], stats: ReplayStats,
+                regions: RegionMap | None = None) -> Iterator[Event]:
+    """Events from flat JSON or OTLP JSON lines (text or bytes); invalid lines are logged and
+    counted. ``regions`` names the region of an event that has none (as the collector does)."""
+    regions = regions if regions is not None else RegionMap()
+    from_flat = Event.from_flat
     for lineno, line in enumerate(stream, 1):
         line = line.strip()
         if not line:
@@ -60,8 +66,15 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
             log.warning("line %d: not JSON: %s", lineno, exc)
             continue
         try:
-            items = codec.decode_otlp_json(obj) if isinstance(obj, dict) and "resourceSpans" in obj \
-                else [Event.from_flat(obj)]
+            if obj.__class__ is dict and CLOUD_REGION in obj:  # the common case
+                yield from_flat(obj)
+                continue
+            if isinstance(obj, dict) and "resourceSpans" in obj:
+                items: list[Any] = codec.decode_otlp_json(obj, regions)
+            else:
+                if isinstance(obj, dict):
+                    codec.fill_region(obj, regions)
+                items = [from_flat(obj)]
         except InvalidEvent as exc:
             items = [exc]
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
@@ -76,8 +89,8 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
                 yield item
 
 
-def replay(stream: IO[str], out: IO[str], rules: Any = None, *, seed: int = 0,
-           drain: float = DRAIN_SECONDS) -> ReplayStats:
+def replay(stream: IO[str] | IO[bytes], out: IO[str], rules: Any = None, *, seed: int = 0,
+           drain: float = DRAIN_SECONDS, regions: RegionMap | None = None) -> ReplayStats:
     """Run the pipeline over ``stream`` and write decisions to ``out`` as JSON lines."""
     pipeline = Pipeline(rules, seed=seed)
     stats = ReplayStats()
@@ -85,13 +98,13 @@ def replay(stream: IO[str], out: IO[str], rules: Any = None, *, seed: int = 0,
     last_end = float("-inf")
     judged = float("-inf")
 
-    def emit(now: float) -> None:
-        for d in pipeline.advance(now):
+    def emit(now: float, final: bool = False) -> None:
+        for d in pipeline.advance(now, final=final):
             out.write(json.dumps(d.to_json(), separators=(", ", ": ")) + "\n")
             stats.decisions += 1
 
     future = time.time() + MAX_FUTURE
-    for ev in read_events(stream, stats):
+    for ev in read_events(stream, stats, regions):
         if ev.start > future:  # one line from the future would drag the clock past every other event
             stats.invalid += 1
             log.warning("skipping an event that starts in the future (start=%s)", ev.start)
@@ -107,5 +120,5 @@ def replay(stream: IO[str], out: IO[str], rules: Any = None, *, seed: int = 0,
             emit(clock)
             judged = clock
     if stats.events:
-        emit(last_end + drain)
+        emit(last_end + drain, final=True)
     return stats

@@ -14,13 +14,13 @@ slowly: a creep).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from brownout.detectors.settings import (COUNT, OPT_RATIO, OPT_SECONDS, QUANTILE, RATIO, SECONDS, SEVERITY,
                                          AlertSettings, SettingError, Settings, Z, number, seconds_list, setting)
-from brownout.detectors.stats import (BernoulliCusum, NormalShare, WindowSums, count_at_least, count_at_most,
-                                      wilson_lower_bound)
+from brownout.detectors.stats import BernoulliCusum, NormalShare, WindowSums, wilson_lower_bound
 
 __all__ = ["Detector", "Verdict", "QuantileRule", "QuantileSettings", "TailSettings", "ShareBreaker", "steps"]
 
@@ -239,6 +239,10 @@ class QuantileRule(Detector):
         self.normal = NormalShare(self.share, s.min_requests)  # the share past the fire threshold, quiet minutes
         self.firing = False
         self.judged = self.long
+        self.quantile = s.quantile
+        self.relative = s.fire_ratio is not None
+        self._thresholds: tuple[float | None, float | None] | None = None
+        self._verdict = Verdict(False, True, None, self.long * step)
 
     def thresholds(self, base: float | None) -> tuple[float | None, float | None]:
         s = self.settings
@@ -252,28 +256,35 @@ class QuantileRule(Detector):
         return fire, clear
 
     def update(self, step: Any, key: Any) -> None:
-        s = self.settings
         sig = key.signals[self.signal]
         self._signal = sig
-        base = sig.baseline(s.quantile, key.t) if s.fire_ratio is not None else None
-        self.base = base
-        xs = step.samples(self.signal)
+        base = sig.baseline(self.quantile, key.t) if self.relative else None
+        if base != self.base or self._thresholds is None:
+            self.base = base
+            self._thresholds = self.thresholds(base)
+        xs = getattr(step, self.signal)
         n = len(xs)
         if not n:
             self.sums.push(_ZERO3)
             if key.minute_end:
                 self._learn_normal(key)
             return
-        fire_at, clear_at = self.thresholds(base)
+        fire_at, clear_at = self._thresholds
         if fire_at is None:
             self.sums.push((n, 0, 0))
             return
-        count = count_at_least if self.high else count_at_most
-        k_fire = count(xs, fire_at)
-        self.sums.push((n, k_fire, count(xs, clear_at)))
+        if self.high:
+            k_fire = n - bisect_left(xs, fire_at)
+            k_clear = n - bisect_left(xs, clear_at)
+        else:
+            k_fire = bisect_right(xs, fire_at)
+            k_clear = bisect_right(xs, clear_at)
+        self.sums.push((n, k_fire, k_clear))
         if self.cusum is not None:
             self.cusum.update(k_fire, n)
-        self.normal.add(n, k_fire)
+        pool = self.normal.pool
+        pool[0] += n
+        pool[1] += k_fire
         if key.minute_end:
             self._learn_normal(key)
 
@@ -299,7 +310,11 @@ class QuantileRule(Detector):
             fire = True
         self.firing = fire
         self.judged = judged
-        return Verdict(fire, clear, self.base, judged * self.step)
+        last = self._verdict
+        if last.fire is fire and last.clear is clear and last.baseline == self.base and last.window == judged * self.step:
+            return last  # most steps judge as the last one did: no new object
+        v = self._verdict = Verdict(fire, clear, self.base, judged * self.step)
+        return v
 
     def observed(self) -> float | None:
         """The quantile over the window judged (its last minute, for a longer window)."""

@@ -115,6 +115,11 @@ class _KeyState:
             return False
         return all(d.idle for d in self.detectors) and all(s.idle for s in self.signals.values())
 
+    def quiescent(self, quiet_steps: int) -> bool:
+        """No alert active and no traffic for a minute: with no more events, it decides nothing."""
+        recent = self.counts.total(quiet_steps)
+        return not recent[_N] and not recent[_STALLS] and not any(life.active for life in self.lives.values())
+
     def is_active(self, rule: str) -> bool:
         """Is ``rule``'s alert pending or firing on this key?"""
         life = self.lives.get(rule)
@@ -185,12 +190,14 @@ class Engine:
         return ks
 
     # --- per step ----------------------------------------------------------------------
-    def advance(self, now: float) -> list[Finding]:
+    def advance(self, now: float, *, final: bool = False) -> list[Finding]:
         """Evaluate every step whose end is <= ``now - allowed_lateness``.
 
         Findings come ordered by step, then key, then rule (in pack order); ``Finding.time`` is the
         end of the step judged. Idempotent for a ``now`` already passed; steps with no key to judge
-        are skipped at no cost.
+        are skipped at no cost. ``final``: no event will come any more (the end of a replay file):
+        a key with no alert active and no traffic in the last minute can decide nothing more, and
+        is not stepped on.
         """
         if not math.isfinite(now):
             raise ValueError(f"now must be a finite unix time, got {now!r}")
@@ -214,19 +221,20 @@ class Engine:
             self.key_steps += len(todo)
             for key in sorted(todo):
                 ks = keys[key]
-                self._evaluate(ks, i, findings)
-                if ks.idle:
-                    self._active.discard(key)
+                if self._evaluate(ks, i, findings) and (ks.idle or final and ks.quiescent(self._quiet_steps)):
+                    self._active.discard(key)  # a key that saw events this step is not idle
                 else:
                     self._active.add(key)
             i += 1
         self._evaluated = max(self._evaluated, last)
         return findings
 
-    def _evaluate(self, ks: _KeyState, i: int, out: list[Finding]) -> None:
+    def _evaluate(self, ks: _KeyState, i: int, out: list[Finding]) -> bool:
+        """Judge step ``i`` of ``ks``; True when the step held no event."""
         step = self.step
         t = (i + 1) * step
         b = ks.open.pop(i, None)
+        empty = b is None
         if b is None:
             b = EMPTY
         else:
@@ -248,6 +256,11 @@ class Engine:
             v = d.verdict()
             if d.kind == "breaker":
                 if v.fire:
+                    if silent is None:
+                        recent = ks.counts.total(self._quiet_steps)
+                        silent = not recent[_N] and not recent[_STALLS]
+                    if silent:  # only the tail of an old window: a key with no traffic trips nothing
+                        continue
                     obs = d.observed()
                     out.append(Finding(t, d.rule, key, "trip", obs, v.baseline, d.alert.severity, "breaker", v.window,
                                        _summary(d.rule, "trip", obs, v.baseline), v.labels))
@@ -276,6 +289,7 @@ class Engine:
                 s.minute(t, learn.get(name, {}))
         if minute_end or changed or ks.status is None:
             ks.status = self._status(ks, t)
+        return empty
 
     def _status(self, ks: _KeyState, t: float) -> KeyStatus:
         c = ks.counts.total(self._quiet_steps)

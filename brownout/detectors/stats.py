@@ -395,7 +395,7 @@ class SampleRing:
 
     def push(self, xs: list[float]) -> None:
         """One step's samples, sorted."""
-        self._parts.append(thin(xs, self.keep))
+        self._parts.append(xs if len(xs) <= self.keep else thin(xs, self.keep))
         self._sorted = None
 
     def sorted(self) -> list[float]:

@@ -13,6 +13,7 @@ slowly: a creep).
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -225,9 +226,9 @@ class QuantileRule(Detector):
         s = settings
         self.high = s.HIGH
         self.share = (1.0 - s.quantile) if self.high else s.quantile
-        self.reads = ((self.signal, s.quantile),) if s.fire_ratio is not None else ()
+        self.reads = _reads(self.signal, s.quantile) if s.fire_ratio is not None else ()
         self.long = steps(s.window, step)
-        self.windows = sorted({steps(w, step) for w in s.short_windows} | {self.long})
+        self.windows = _windows(s.short_windows, s.window, step)
         self.sums = WindowSums(self.windows, 3)  # requests, past the fire threshold, past the clear one
         self.cusum = BernoulliCusum(self.share, s.cusum_h) if s.cusum_h > 0 else None
         clear_limit = s.clear_limit
@@ -242,7 +243,7 @@ class QuantileRule(Detector):
         self.quantile = s.quantile
         self.relative = s.fire_ratio is not None
         self._thresholds: tuple[float | None, float | None] | None = None
-        self._verdict = Verdict(False, True, None, self.long * step)
+        self._verdict = _clear_verdict(self.long * step)
 
     def thresholds(self, base: float | None) -> tuple[float | None, float | None]:
         s = self.settings
@@ -351,6 +352,22 @@ class QuantileRule(Detector):
 
 
 _ZERO3 = (0, 0, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _reads(signal: str, q: float) -> tuple[tuple[str, float], ...]:
+    return ((signal, q),)
+
+
+@functools.lru_cache(maxsize=256)
+def _windows(short: tuple[float, ...], window: float, step: float) -> tuple[int, ...]:
+    """A rule's windows in steps, shortest first (one tuple shared by every key)."""
+    return tuple(sorted({steps(w, step) for w in short} | {steps(window, step)}))
+
+
+@functools.lru_cache(maxsize=256)
+def _clear_verdict(window: float) -> Verdict:
+    return Verdict(False, True, None, window)
 
 # re-exported for rule modules
 __all__ += ["COUNT", "RATIO", "SECONDS", "Z", "setting", "SettingError"]

@@ -73,7 +73,7 @@ class DailyProfile:
         self._day = [-1] * days  # the day number each row holds
         self._cur: tuple[int, int] | None = None
         self._acc: list[float] = []
-        self._memo: dict[tuple[int, int, int, bool], float | None] = {}
+        self._memo: dict[tuple[int, int, int, bool], float | None] | None = None
 
     def _where(self, t: float) -> tuple[int, int]:
         day = int(t // DAY)
@@ -100,7 +100,7 @@ class DailyProfile:
         acc = sorted(self._acc)
         self._values[row, slot] = acc[len(acc) // 2]
         self._acc = []
-        self._memo.clear()
+        self._memo = None
 
     def value(self, t: float, min_days: int, high: bool) -> float | None:
         """The slot's normal log value at ``t`` from past days, or None with fewer than ``min_days``.
@@ -112,6 +112,8 @@ class DailyProfile:
             return None
         day, slot = self._where(t)
         memo = (day, slot, min_days, high)
+        if self._memo is None:
+            self._memo = {}
         got = self._memo.get(memo, _MISSING)
         if got is not _MISSING:
             return got  # type: ignore[return-value]
@@ -158,7 +160,7 @@ class DailyProfile:
         self._values, self._day = values, day
         self._cur = None if cur is None else (int(cur[0]), int(cur[1]))
         self._acc = [float(x) for x in state["acc"]]
-        self._memo.clear()
+        self._memo = None
 
 
 _MISSING = object()

@@ -101,7 +101,7 @@ class _KeyState:
                         for name in SIGNALS}
         self.counts = WindowSums([int(round(_MINUTE / step))], 5)
         self.status: KeyStatus | None = None
-        self.fingerprints = {name: fingerprint(rules[name]) for name in RULES}
+        self.fingerprints = _fingerprints(tuple(rules[name] for name in RULES))
         by: dict[tuple[str, float], list[Detector]] = {}
         for d in self.detectors:
             for r in d.reads:
@@ -132,6 +132,12 @@ class _KeyState:
             out.setdefault(sig, {})[q] = not any(
                 d.suspect or (d.kind == "alert" and self.lives[d.rule].active) for d in readers)
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprints(settings: tuple[Any, ...]) -> dict[str, str]:
+    """Each rule's fingerprint, one dict shared by every key with the same settings."""
+    return {name: fingerprint(s) for name, s in zip(RULES, settings)}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -301,13 +307,13 @@ class Engine:
             time=t, requests=n,
             error_rate=(c[_CAP] + c[_CLIENT] + c[_OTHER]) / n if n else None,
             capacity_error_rate=c[_CAP] / n if n else None,
-            ttft_p50=ttft.readings.get(0.5), ttft_p50_baseline=bases[0],
-            latency_p95=lat.readings.get(0.95), latency_p95_baseline=bases[1],
-            tokens_per_s=tps.readings.get(0.5), tokens_per_s_baseline=bases[2],
-            itl_p95=itl.readings.get(0.95), goodput=goodput,
+            ttft_p50=ttft.readings[0], ttft_p50_baseline=bases[0],
+            latency_p95=lat.readings[1], latency_p95_baseline=bases[1],
+            tokens_per_s=tps.readings[0], tokens_per_s_baseline=bases[2],
+            itl_p95=itl.readings[1], goodput=goodput,
             warming=all(b is None for b in bases),
             firing=tuple(name for name, life in ks.lives.items() if life.state == FIRING),
-            late_events=ks.late, ttft_p95=ttft.readings.get(0.95), ttft_p95_baseline=ttft.baseline(0.95, t),
+            late_events=ks.late, ttft_p95=ttft.readings[1], ttft_p95_baseline=ttft.baseline(0.95, t),
             stalls=c[_STALLS])
 
     # --- reading -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ Wilson bound on a binomial share, which is right at 20 requests and at 20,000 al
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left, bisect_right
 from operator import add, sub
@@ -46,46 +47,68 @@ class WindowSums:
     ([4, 0], [9, 4])
     """
 
-    __slots__ = ("widths", "fields", "_prefix", "_zero")
+    __slots__ = ("widths", "fields", "_prefix", "_zero", "_maxlen")
 
     def __init__(self, widths: Sequence[int], fields: int) -> None:
         if not widths or min(widths) < 1:
             raise ValueError(f"widths must be >= 1, got {widths!r}")
-        self.widths = tuple(sorted(set(widths)))
+        self.widths = _widths(tuple(widths))
         self.fields = fields
-        self._zero = (0,) * fields
-        self._prefix: deque[tuple[int, ...]] = deque([self._zero], maxlen=max(self.widths) + 1)
+        self._zero = _zeros(fields)
+        self._maxlen = max(self.widths) + 1
+        self._prefix: deque[tuple[int, ...]] | None = None  # allocated at the first count (idle keys stay small)
 
     def push(self, counts: Sequence[int]) -> None:
-        last = self._prefix[-1]
+        prefix = self._prefix
+        if prefix is None:
+            if not any(counts):
+                return  # every window is empty and stays so
+            prefix = self._prefix = deque([self._zero], maxlen=self._maxlen)
+        last = prefix[-1]
         if not any(counts):
-            self._prefix.append(last)
+            if last == prefix[0]:  # every window emptied: drop the window of zeros
+                self._prefix = None
+                return
+            prefix.append(last)
         else:
-            self._prefix.append(tuple(map(add, last, counts)))
+            prefix.append(tuple(map(add, last, counts)))
 
     def total(self, width: int) -> list[int]:
         """The sums over the last ``width`` pushes."""
         prefix = self._prefix
+        if prefix is None:
+            return list(self._zero)
         old = prefix[-1 - width] if len(prefix) > width else prefix[0]
         return list(map(sub, prefix[-1], old))
 
     @property
     def empty(self) -> bool:
         """Nothing counted in any window."""
-        return self._prefix[-1] == self._prefix[0]
+        return self._prefix is None or self._prefix[-1] == self._prefix[0]
 
     def export(self) -> list[list[int]]:
         """The per-push counts still in the longest window, oldest first."""
-        prefix = list(self._prefix)
+        prefix = list(self._prefix or ())
         return [list(map(sub, b, a)) for a, b in zip(prefix, prefix[1:])]
 
     def install(self, parts: list[list[int]]) -> None:
-        self._prefix.clear()
-        self._prefix.append(self._zero)
-        for p in parts[-(self._prefix.maxlen or 1) + 1:]:
+        self._prefix = None
+        for p in parts[-(self._maxlen - 1):]:
             if len(p) != self.fields or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in p):
                 raise ValueError(f"a window part must be {self.fields} counts, got {p!r}")
-            self.push(p)
+            if self._prefix is None:
+                self._prefix = deque([self._zero], maxlen=self._maxlen)
+            self._prefix.append(tuple(map(add, self._prefix[-1], p)))
+
+
+@functools.lru_cache(maxsize=None)
+def _zeros(fields: int) -> tuple[int, ...]:
+    return (0,) * fields
+
+
+@functools.lru_cache(maxsize=256)
+def _widths(widths: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(set(widths)))  # one tuple shared by every window of that shape
 
 
 class RollingSum:
@@ -105,23 +128,29 @@ class RollingSum:
             raise ValueError(f"width must be >= 1, got {width}")
         self.width = width
         self.total = [0] * fields
-        self._parts: deque[Sequence[int]] = deque()
+        self._parts: deque[Sequence[int]] | None = None  # allocated at the first count
 
     def push(self, counts: Sequence[int]) -> None:
         t = self.total
+        if not any(counts) and not any(t):  # all zero: nothing to keep (an idle key stays small)
+            self._parts = None
+            return
         for i, c in enumerate(counts):
             t[i] += c
-        self._parts.append(tuple(counts))
-        if len(self._parts) > self.width:
-            for i, c in enumerate(self._parts.popleft()):
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = deque()
+        parts.append(tuple(counts))
+        if len(parts) > self.width:
+            for i, c in enumerate(parts.popleft()):
                 t[i] -= c
 
     def export(self) -> list[list[int]]:
-        return [list(p) for p in self._parts]
+        return [list(p) for p in self._parts or ()]
 
     def install(self, parts: list[list[int]]) -> None:
         self.total = [0] * len(self.total)
-        self._parts.clear()
+        self._parts = None
         for p in parts[-self.width:]:
             if len(p) != len(self.total):
                 raise ValueError(f"a window part has {len(p)} counters, expected {len(self.total)}")
@@ -390,19 +419,28 @@ class SampleRing:
             raise ValueError(f"width must be >= 1, got {width}")
         self.width = width
         self.keep = keep
-        self._parts: deque[list[float]] = deque(maxlen=width)
+        self._parts: deque[list[float]] | None = None  # allocated at the first samples
         self._sorted: list[float] | None = None
 
     def push(self, xs: list[float]) -> None:
         """One step's samples, sorted."""
-        self._parts.append(xs if len(xs) <= self.keep else thin(xs, self.keep))
+        parts = self._parts
+        if parts is None:
+            if not xs:
+                return
+            parts = self._parts = deque(maxlen=self.width)
+        elif not xs and not any(parts):
+            self._parts = None
+            self._sorted = None
+            return
+        parts.append(xs if len(xs) <= self.keep else thin(xs, self.keep))
         self._sorted = None
 
     def sorted(self) -> list[float]:
         """Every kept sample of the window, sorted."""
         if self._sorted is None:
             out: list[float] = []
-            for p in self._parts:
+            for p in self._parts or ():
                 out.extend(p)
             out.sort()
             self._sorted = out
@@ -410,20 +448,20 @@ class SampleRing:
 
     def quantile(self, q: float, last: int | None = None) -> float | None:
         """Quantile ``q`` over the window, or over its ``last`` steps."""
-        if last is None or last >= len(self._parts):
+        if last is None or self._parts is None or last >= len(self._parts):
             return quantile_sorted(self.sorted(), q)
         parts = list(self._parts)[-last:]
         return quantile_sorted(sorted(x for p in parts for x in p), q)
 
     @property
     def empty(self) -> bool:
-        return not any(self._parts)
+        return self._parts is None or not any(self._parts)
 
     def export(self) -> list[list[float]]:
-        return [list(p) for p in self._parts]
+        return [list(p) for p in self._parts or ()]
 
     def install(self, parts: list[list[float]]) -> None:
-        self._parts.clear()
+        self._parts = None
         self._sorted = None
         for p in parts[-self.width:]:
             self.push(sorted(float(x) for x in p))

@@ -136,9 +136,9 @@ class Signal:
         self.carry: dict[float, list[float]] = {}  # per quantile: a quiet key's samples until there are enough
         self.baselines = {q: Baseline(baseline.halflife, baseline.warmup, baseline.min_days, baseline.days,
                                       baseline.slot, high) for q, high in quantiles.items()}
-        self.readings: dict[float, float | None] = {}
+        self.readings: tuple[float | None, float | None] = (None, None)  # p50 and p95 of the last minute
         self.min_samples = baseline.min_samples
-        self._memo: dict[tuple[float, int], float | None] = {}  # (q, minute) -> baseline
+        self._memo: dict[tuple[float, int], float | None] | None = None  # (q, minute) -> baseline
 
     def push(self, xs: list[float]) -> None:
         self.ring.push(xs)
@@ -146,13 +146,16 @@ class Signal:
     def baseline(self, q: float, t: float) -> float | None:
         """The baseline of quantile ``q`` at ``t`` (None: warming, or no baseline for ``q``)."""
         memo = (q, int(t // 60.0))
-        got = self._memo.get(memo, _UNSET)
+        cache = self._memo
+        if cache is None:
+            cache = self._memo = {}
+        got = cache.get(memo, _UNSET)
         if got is _UNSET:
             b = self.baselines.get(q)
             got = None if b is None else b.value(t)
-            if len(self._memo) > 8:
-                self._memo.clear()
-            self._memo[memo] = got
+            if len(cache) > 8:
+                cache.clear()
+            cache[memo] = got
         return got  # type: ignore[return-value]
 
     def minute(self, t: float, learn: dict[float, bool]) -> None:
@@ -163,8 +166,8 @@ class Signal:
         tail baseline is not the noise of a few samples.
         """
         xs = self.ring.sorted()
-        self.readings = {q: quantile_sorted(xs, q) for q in (0.5, 0.95)}
-        self._memo.clear()
+        self.readings = (quantile_sorted(xs, 0.5), quantile_sorted(xs, 0.95)) if xs else (None, None)
+        self._memo = None
         for q, b in self.baselines.items():
             need = max(self.min_samples, math.ceil(5.0 / min(q, 1.0 - q)))
             pool = self.carry.get(q)

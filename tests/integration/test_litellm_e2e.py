@@ -89,10 +89,12 @@ baseline:
 rules:
   latency_p95:
     window: 30        # the latency baseline learns this window's p95 each minute (default 300 s)
+    short_windows: [15]   # default [30, 60]: must fit in the window
   latency_breaker:
     window: 15        # default 300 s
     hold: 5           # default 300 s
     min_requests: 10
+    fast_windows: [10, 15]  # default [15, 30, 60]: must fit in the window
 """
 BREAKER_BUDGET = 15.0  # DESIGN: a breaker opens within 15 s of a hard error burst
 
@@ -507,7 +509,8 @@ async def test_router_leaves_a_slow_deployment_and_comes_back(kafka_bootstrap, c
     measured = await _breaker_round(kafka_bootstrap, topics, port, east, west, healthy=healthy, degrade=slow,
                                     recover=recover, budget=None)
     print(f"east's p95 latency baseline {learned[0]:.3f} s; rules shortened for the test "
-          f"(latency_breaker window 15 s, hold 5 s; baseline warmup 60 s)")
+          f"(latency_breaker window 15 s, hold 5 s, fast windows 10 and 15 s; latency_p95 window 30 s, "
+          f"short window 15 s; baseline warmup 60 s)")
     print(measured.report("first token 5 x slower", None))
 
 

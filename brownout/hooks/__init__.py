@@ -22,7 +22,7 @@ True
 [('gpt-4o', 2)]
 >>> _ = configure()  # back to the default (discard unless BROWNOUT_KAFKA_BOOTSTRAP_SERVERS is set)
 
-``import brownout.hooks`` loads neither numpy, river nor aiokafka; the SDK integrations import
+``import brownout.hooks`` loads neither numpy nor aiokafka; the SDK integrations import
 their SDK only when you instrument it.
 """
 

@@ -306,7 +306,7 @@ def test_configure_with_unreachable_kafka_never_blocks_or_raises():
 
 def test_importing_hooks_loads_nothing_heavy():
     code = ("import sys, brownout.hooks; "
-            "print(sorted(m for m in ('numpy', 'river', 'aiokafka', 'openai', 'anthropic', 'litellm', "
+            "print(sorted(m for m in ('numpy', 'aiokafka', 'openai', 'anthropic', 'litellm', "
             "'google.genai', 'boto3', 'botocore') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -268,8 +268,12 @@ async def test_telemetry_callbacks_are_forwarded_and_learn_the_guards_key(server
             self.calls = []
 
         async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-            self.calls.append((response_obj.choices[0].message.content, guard.key_for_call(kwargs)))
+            # litellm's callbacks are global: a late log of an earlier test's call is not ours
+            params = kwargs.get("litellm_params") or {}
+            if str(params.get("api_base") or kwargs.get("api_base")).rstrip("/") in ours:
+                self.calls.append((response_obj.choices[0].message.content, guard.key_for_call(kwargs)))
 
+    ours = {east.api_base.rstrip("/"), west.api_base.rstrip("/")}
     recorder = Recorder()
     board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
     await board.start(timeout=5.0)

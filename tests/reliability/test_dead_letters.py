@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 from support import free_port, ready, scrape, wait_for
@@ -35,7 +34,7 @@ DAY = 86_400.0
 
 def _event(t: float, **kw) -> Event:
     base = Event(KEY, t, 1.2, ttft=0.3, input_tokens=200, output_tokens=40, stream=True, finish_reasons=("stop",))
-    return replace(base, **kw)
+    return base._replace(**kw)
 
 
 def _flat(t: float, **fields) -> bytes:

@@ -10,6 +10,7 @@ import os
 import signal
 from typing import Any
 
+from brownout.collector.health import PollProgress
 from brownout.collector.service import Collector
 from brownout.collector.settings import Settings
 from brownout.pipeline import Pipeline
@@ -52,11 +53,13 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
                           batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
                           status_board=board, state=state, history=history, keyed_topic=t.keyed,
-                          regions=settings.region_map())
+                          regions=settings.region_map(),
+                          progress=PollProgress(settings.health.max_poll_gap))
     log.info("spans without cloud.region: %s; records without a provider/region/model key are "
              "republished keyed to %s", _region_rule(settings), t.keyed or t.events)
     server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
-                           ready=lambda: collector.ready, pages=page.handle if page is not None else None)
+                           ready=lambda: collector.ready, healthy=collector.progress.check,
+                           pages=page.handle if page is not None else None)
     server.start()
     if page is not None:
         page.start()

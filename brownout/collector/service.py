@@ -30,6 +30,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from brownout import codec
 from brownout import semconv as sc
+from brownout.collector.health import PollProgress
 from brownout.collector.rekey import Rekeyer, is_keyed
 from brownout.endpoints import RegionMap
 from brownout.model import Decision, Event, InvalidEvent
@@ -64,6 +65,9 @@ class Collector:
     regions
         The :class:`~brownout.endpoints.RegionMap` that gives spans without ``cloud.region`` one
         (by ``server.address``, else its default); None dead-letters them.
+    progress
+        Where the poll loop records its progress (read by ``/healthz``); a default
+        :class:`~brownout.collector.health.PollProgress` when None.
     """
 
     def __init__(self, transport: Transport, pipeline: Pipeline | None = None, *,
@@ -73,7 +77,8 @@ class Collector:
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
                  on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
                  status_board: Any = None, status_interval: float = 1.0, state: Any = None,
-                 history: Any = None, keyed_topic: str | None = None, regions: RegionMap | None = None) -> None:
+                 history: Any = None, keyed_topic: str | None = None, regions: RegionMap | None = None,
+                 progress: PollProgress | None = None) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
@@ -107,12 +112,14 @@ class Collector:
         self.catch_up_after = 30.0  # seconds behind the wall clock that count as a backlog
         self._batch_end: float | None = None  # newest event end in the batch being ingested
         self._owned: set[tuple[str, int]] | None = None  # partitions assigned (None: no listener)
+        self.progress = progress or PollProgress()
 
     @property
     def ready(self) -> bool:
         return self._ready
 
     async def start(self) -> None:
+        self.progress.restart()
         self._producer = self.transport.producer()
         await self._producer.start()
         topics = list(dict.fromkeys([self.events_topic, self.keyed_topic]))
@@ -168,6 +175,7 @@ class Collector:
                 except CommitFailedError as exc:
                     self.counts["commit_failed"] += 1
                     log.warning("commit failed, the group rebalanced (records will be read again): %s", exc)
+        self.progress.polled(len(records))
         self._publish_metrics()
         return len(records)
 
@@ -206,6 +214,9 @@ class Collector:
     async def on_assigned(self, partitions: TopicPartitions) -> None:
         """Load the latest state of the keys of ``partitions`` (and their breakers' records)."""
         parts = {p for t, p in partitions if t == self.keyed_topic}
+        if partitions:
+            took = self.progress.assigned()
+            log.info("partitions %s assigned %.2f s after the consumer started", sorted(partitions), took)
         if self.state is None:
             return
         async with self._lock:
@@ -241,6 +252,7 @@ class Collector:
         if self.metrics is not None:
             for (topic, partition), n in lag.items():
                 self.metrics.lag(topic, partition, n)
+        self.progress.lagged(sum(lag.values()))
         return lag
 
     def _publish_metrics(self) -> None:

@@ -83,6 +83,13 @@ class StatusSection:
 
 
 @dataclass
+class HealthSection:
+    # seconds without a completed poll before /healthz answers 503 (the liveness probe restarts
+    # the pod): well above the poll timeout (0.5 s), a rebalance and the state restore after it
+    max_poll_gap: float = 120.0
+
+
+@dataclass
 class SigningSection:
     key_file: str | None = None
 
@@ -96,6 +103,7 @@ class Settings:
     signing: SigningSection = field(default_factory=SigningSection)
     state: StateSection = field(default_factory=StateSection)
     status: StatusSection = field(default_factory=StatusSection)
+    health: HealthSection = field(default_factory=HealthSection)
     group_id: str = "brownout-collector"
     rules_file: str | None = None
     batch_size: int = 2000
@@ -140,7 +148,7 @@ class Settings:
 
 _SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
                   "notify": NotifySection, "signing": SigningSection, "state": StateSection,
-                  "status": StatusSection}
+                  "status": StatusSection, "health": HealthSection}
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -269,6 +277,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("state.interval: must be positive")
     if s.state.max_per_poll < 1:
         raise SettingsError("state.max_per_poll: must be at least 1")
+    if not s.health.max_poll_gap > 0:
+        raise SettingsError(f"health.max_poll_gap: {s.health.max_poll_gap} must be positive (seconds)")
     if s.batch_size < 1:
         raise SettingsError("batch_size: must be at least 1")
     if s.status.history_minutes != 0 and not 2 <= s.status.history_minutes <= 7 * 24 * 60:

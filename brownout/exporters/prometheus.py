@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: What a probe callable returns: healthy or not, or ``(healthy, reason)``.
+Probe = bool | tuple[bool, str]
 KEY_LABELS = ("provider", "region", "model")
 #: ``brownout_breaker_state`` values (numeric, so ``changes()`` and ``max()`` work in PromQL).
 BREAKER_STATE_VALUES: Mapping[str, float] = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -272,7 +274,9 @@ class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` over HTTP, in a daemon thread (stdlib only).
 
     ``port=0`` picks a free port (read it back from :attr:`port`). ``ready`` and ``healthy`` are
-    called per request; a false or raising callable answers 503. ``pages`` serves every other
+    called per request; a false or raising callable answers 503. Either may return
+    ``(ok, reason)`` instead of a bool: the reason is the body (the collector's ``healthy`` is
+    :meth:`PollProgress.check <brownout.collector.health.PollProgress.check>`). ``pages`` serves every other
     path it knows (the status page: :class:`brownout.status.StatusPage`'s ``handle``), returning
     ``(status, body, content type)`` or None for a 404.
 
@@ -288,7 +292,7 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY, *, host: str = "0.0.0.0", port: int = 9464,
-                 ready: Callable[[], bool] = lambda: True, healthy: Callable[[], bool] = lambda: True,
+                 ready: Callable[[], Probe] = lambda: True, healthy: Callable[[], Probe] = lambda: True,
                  pages: Callable[[str], tuple[int, bytes, str] | None] | None = None) -> None:
         self.registry = registry
         self.pages = pages
@@ -323,12 +327,17 @@ class MetricsServer:
         self._thread = None
 
 
-def _probe(check: Callable[[], bool]) -> bool:
+def _probe(check: Callable[[], Probe], good: str, bad: str) -> tuple[int, bytes]:
+    """The status and body of a probe: 200 or 503, and the reason when the check gives one."""
     try:
-        return bool(check())
-    except Exception:
+        result = check()
+    except Exception as exc:
         log.exception("probe raised")
-        return False
+        return 503, f"{bad}: the check raised {type(exc).__name__}\n".encode()
+    if isinstance(result, tuple):
+        ok, reason = bool(result[0]), str(result[1])
+        return (200 if ok else 503), (reason if ok else f"{bad}: {reason}").encode() + b"\n"
+    return (200, f"{good}\n".encode()) if result else (503, f"{bad}\n".encode())
 
 
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
@@ -356,11 +365,9 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self._send(200, body, content_type)
             elif path == "/healthz":
-                ok = _probe(server.healthy)
-                self._send(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n")
+                self._send(*_probe(server.healthy, "ok", "unhealthy"))
             elif path == "/readyz":
-                ok = _probe(server.ready)
-                self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                self._send(*_probe(server.ready, "ready", "not ready"))
             else:
                 page = None
                 if server.pages is not None:

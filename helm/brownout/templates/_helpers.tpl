@@ -146,6 +146,8 @@ batch_size: {{ int .Values.collector.batchSize }}
 log_level: {{ .Values.collector.logLevel }}
 state:
   interval: {{ .Values.collector.stateIntervalSeconds }}
+health:
+  max_poll_gap: {{ .Values.collector.maxPollGapSeconds }}
 metrics:
   host: 0.0.0.0
   port: {{ int .Values.metrics.port }}

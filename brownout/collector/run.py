@@ -31,7 +31,12 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
 
     env = os.environ if env is None else env
     registry = REGISTRY if registry is None else registry
-    transport = transport or KafkaTransport(settings.kafka_settings(env))
+    if transport is None:
+        kafka = settings.kafka_settings(env)
+        transport = KafkaTransport(kafka)
+        log.info("group %s: %s, session timeout %g s", settings.group_id,
+                 f"static member {kafka.group_instance_id!r}" if kafka.group_instance_id else "dynamic member",
+                 kafka.session_timeout_ms / 1000)
     t = settings.topics
     if create_topics:
         created = await transport.create_topics(topic_specs(settings))

@@ -216,7 +216,7 @@ class Collector:
         parts = {p for t, p in partitions if t == self.keyed_topic}
         if partitions:
             took = self.progress.assigned()
-            log.info("partitions %s assigned %.2f s after the consumer started", sorted(partitions), took)
+            log.info("partitions %s assigned %.2f s after the collector started", sorted(partitions), took)
         if self.state is None:
             return
         async with self._lock:

@@ -40,6 +40,16 @@ class KafkaSection:
     partitions: int = 6
     replication_factor: int = 1
     retention_hours: int = 24
+    # static group membership: a restarted member with the same id gets its partitions straight
+    # back, without a rebalance. None: the pod name (POD_NAME, else HOSTNAME) when running in
+    # Kubernetes, else none; "" turns it off
+    group_instance_id: str | None = None
+    # seconds before the group gives a silent member's partitions away (None: 30 with a
+    # group_instance_id, so a restart fits in it; 10 without)
+    session_timeout: float | None = None
+    # a clean stop (SIGTERM) leaves the group, so a rolling update moves partitions at once;
+    # false keeps a static member's partitions for its return (stable names: a StatefulSet)
+    leave_group_on_stop: bool = True
 
 
 @dataclass
@@ -133,17 +143,37 @@ class Settings:
                 raise SettingsError(f"cannot read the secret file for {name.lower()}: {exc}") from None
         return None
 
+    def group_instance_id(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The static group member id: ``kafka.group_instance_id``, else the pod name in Kubernetes.
+
+        >>> s = Settings()
+        >>> s.group_instance_id({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "POD_NAME": "brownout-7d9f-x2k4q"})
+        'brownout-7d9f-x2k4q'
+        >>> s.group_instance_id({"HOSTNAME": "laptop"}) is None      # not in Kubernetes: dynamic membership
+        True
+        """
+        env = os.environ if env is None else env
+        configured = self.kafka.group_instance_id
+        if configured is not None:
+            return configured or None
+        if env.get("KUBERNETES_SERVICE_HOST"):
+            return env.get("POD_NAME") or env.get("HOSTNAME") or None
+        return None
+
     def kafka_settings(self, env: Mapping[str, str] | None = None) -> Any:
         from brownout.transport.kafka import KafkaSettings
 
         env = os.environ if env is None else env
         k = self.kafka
+        instance = self.group_instance_id(env)
+        session = k.session_timeout if k.session_timeout is not None else (30.0 if instance else 10.0)
         return KafkaSettings(
             bootstrap_servers=k.bootstrap_servers, security_protocol=k.security_protocol,
             sasl_mechanism=k.sasl_mechanism, sasl_username=k.sasl_username,
             sasl_password=self.secret(env, "KAFKA_SASL_PASSWORD", k.sasl_password_file),
             ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile, ssl_keyfile=k.ssl_keyfile,
-            client_id="brownout-collector")
+            client_id="brownout-collector", group_instance_id=instance,
+            session_timeout_ms=int(session * 1000), leave_group_on_stop=k.leave_group_on_stop)
 
 
 _SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
@@ -160,6 +190,8 @@ def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
         if "None" in annotation:
             return None
         raise SettingsError(f"{where}: must not be empty")
+    if annotation == "bool":
+        return _boolean(value, where)
     if "int" in annotation:
         if isinstance(value, bool):
             raise SettingsError(f"{where}: expected an integer, got {value!r}")
@@ -175,6 +207,17 @@ def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
     if isinstance(value, (dict, list)):
         raise SettingsError(f"{where}: expected a string, got {type(value).__name__}")
     return str(value)
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise SettingsError(f"{where}: expected true or false, got {value!r}")
 
 
 def _mapping(value: Any, where: str) -> dict[str, str]:
@@ -271,6 +314,13 @@ def _validate(s: Settings) -> None:
         raise SettingsError("kafka.sasl_mechanism: required when kafka.security_protocol is SASL_*")
     if not 0 < s.metrics.port < 65536:
         raise SettingsError(f"metrics.port: {s.metrics.port} is not a TCP port")
+    if s.kafka.session_timeout is not None and not 6 <= s.kafka.session_timeout <= 1800:
+        raise SettingsError(f"kafka.session_timeout: {s.kafka.session_timeout} is not 6..1800 seconds "
+                            "(the broker's group.min/max.session.timeout.ms by default)")
+    if s.kafka.group_instance_id and (len(s.kafka.group_instance_id) > 249
+                                      or not s.kafka.group_instance_id.isprintable()):
+        raise SettingsError(f"kafka.group_instance_id: {s.kafka.group_instance_id[:80]!r} is not a member id "
+                            "(printable, at most 249 characters)")
     if s.kafka.partitions < 1:
         raise SettingsError("kafka.partitions: must be at least 1")
     if s.state.interval <= 0:

@@ -54,7 +54,7 @@ def test_config_paths_point_inside_the_mounted_config_map(render: Any) -> None:
     config = rendered.config()
     (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "config")
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     data = rendered.collector_config_map()["data"]
     assert Path(env["BROWNOUT_CONFIG"]).parent == Path(mount) and Path(env["BROWNOUT_CONFIG"]).name in data
     assert Path(config["rules_file"]).parent == Path(mount) and Path(config["rules_file"]).name in data
@@ -105,3 +105,19 @@ def test_extra_env_reaches_the_collector_and_the_job(render: Any) -> None:
     for where, spec in rendered.pod_specs():
         env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
         assert env["BROWNOUT_BATCH_SIZE"] == "500", where
+
+
+def test_static_membership_names_each_pod_and_can_be_turned_off(render: Any, tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("brownout.collector.settings")
+    rendered = render(None)
+    (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    in_pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_NAME": "brownout-5f7c9-x2k4q", "HOSTNAME": "other"}
+    static = settings_mod.load_settings(str(_write_config_map(rendered, tmp_path)["config.yaml"]), env={})
+    kafka = static.kafka_settings(in_pod)
+    assert (kafka.group_instance_id, kafka.session_timeout_ms) == ("brownout-5f7c9-x2k4q", 30000)
+    off = render(None, "kafka.staticMembership=false", "kafka.sessionTimeoutSeconds=10")
+    dynamic = settings_mod.load_settings(str(_write_config_map(off, tmp_path)["config.yaml"]), env={})
+    kafka = dynamic.kafka_settings(in_pod)
+    assert (kafka.group_instance_id, kafka.session_timeout_ms) == (None, 10000)

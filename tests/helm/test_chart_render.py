@@ -159,7 +159,8 @@ def test_secrets_are_only_referenced_never_rendered(render: Any, ci_values: Path
         (container,) = spec["containers"]
         mounted = [m["mountPath"] for m in container["volumeMounts"]]
         env = {e["name"]: e for e in container["env"]}
-        assert all("valueFrom" not in e for e in env.values()), "secrets are files, not env values"
+        assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in env.values()), \
+            "secrets are files, not env values"
         if values["kafka"]["sasl"]["existingSecret"]:
             path = env["BROWNOUT_KAFKA_SASL_PASSWORD_FILE"]["value"]
             assert any(path.startswith(m + "/") for m in mounted), where

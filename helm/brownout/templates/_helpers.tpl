@@ -126,6 +126,9 @@ kafka:
   partitions: {{ int .Values.kafka.partitions }}
   replication_factor: {{ int .Values.kafka.replicationFactor }}
   retention_hours: {{ int .Values.kafka.retentionHours }}
+  # null: the pod name (POD_NAME, from the downward API); "": dynamic membership
+  group_instance_id: {{ if .Values.kafka.staticMembership }}null{{ else }}""{{ end }}
+  session_timeout: {{ .Values.kafka.sessionTimeoutSeconds }}
 topics:
   events: {{ .Values.topics.events | quote }}
   control: {{ .Values.topics.control | quote }}

@@ -42,9 +42,9 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
         created = await transport.create_topics(topic_specs(settings))
         if created:
             log.info("created topics: %s", ", ".join(created))
-    signer = _signer(settings, env)
+    signer, verify_keys = signing(settings, env)
     pipeline = Pipeline(rules, signer=signer)
-    state = _state_keeper(settings, env, pipeline, signer)
+    state = state_keeper(settings, pipeline, signer, verify_keys)
     metrics = CollectorMetrics(registry)
     board = StatusBoard()
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
@@ -151,20 +151,25 @@ def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
                            public_url=n.public_url)
 
 
-def _state_keeper(settings: Settings, env: Any, pipeline: Pipeline, signer: Any) -> Any:
-    """Per-key state on the state topic; signed (and only signed records loaded) with a signing key."""
+def state_keeper(settings: Settings, pipeline: Pipeline, signer: Any, verify_keys: dict[str, bytes]) -> Any:
+    """Per-key state on the state topic; signed, and only signed records loaded, with a signing key."""
     from brownout.collector.state import SnapshotCodec, StateKeeper
 
-    keys = [signer.key] if signer is not None else []
-    codec = SnapshotCodec(signer=signer, verify_keys=keys)
+    codec = SnapshotCodec(signer=signer, verify_keys=verify_keys)
     return StateKeeper(pipeline, settings.topics.state, codec, interval=settings.state.interval,
-                       max_per_poll=settings.state.max_per_poll, control_verify_keys=keys)
+                       max_per_poll=settings.state.max_per_poll, control_verify_keys=verify_keys)
 
 
-def _signer(settings: Settings, env: Any) -> Any:
-    key = settings.secret(env, "SIGNING_KEY", settings.signing.key_file)
-    if not key:
-        return None
+def signing(settings: Settings, env: Any = None) -> tuple[Any, dict[str, bytes]]:
+    """The :class:`~brownout.breakers.record.Signer` of control records and snapshots (None
+    without a key) and the key ring their signatures are checked against when read back: the
+    signing key and the previous ones, by id."""
     from brownout.breakers.record import Signer
 
-    return Signer(key.encode())
+    key, key_id, keys = settings.signing_keys(env)
+    if key is None:
+        return None, {}
+    if len(keys) > 1:
+        log.info("signing with key %s; also accepting %s when reading back", key_id,
+                 ", ".join(k for k in keys if k != key_id))
+    return Signer(key, key_id), keys

@@ -101,7 +101,11 @@ class HealthSection:
 
 @dataclass
 class SigningSection:
-    key_file: str | None = None
+    key_file: str | None = None  # the key that signs (or env BROWNOUT_SIGNING_KEY)
+    key_id: str | None = None  # its id in the brownout-key-id header (None: derived from the key)
+    # keys still accepted when reading signed records back (snapshots, control records), by id:
+    # a key rotation keeps the old key here, so saved baselines are restored instead of re-warmed
+    previous_key_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +146,42 @@ class Settings:
             except OSError as exc:
                 raise SettingsError(f"cannot read the secret file for {name.lower()}: {exc}") from None
         return None
+
+    def signing_keys(self, env: Mapping[str, str] | None = None) -> tuple[bytes | None, str | None, dict[str, bytes]]:
+        """The signing key and its id, and every key accepted when verifying, by id (the signing
+        key first, then ``signing.previous_key_files``); ``(None, None, {})`` without a key.
+
+        >>> import pathlib, tempfile
+        >>> old = pathlib.Path(tempfile.mkdtemp(), "old"); _ = old.write_text("key-A\\n")
+        >>> s = load_settings(env={"BROWNOUT_SIGNING_KEY": "key-B", "BROWNOUT_SIGNING_KEY_ID": "b",
+        ...                        "BROWNOUT_SIGNING_PREVIOUS_KEY_FILES": f"a={old}"})
+        >>> s.signing_keys({"BROWNOUT_SIGNING_KEY": "key-B"})
+        (b'key-B', 'b', {'b': b'key-B', 'a': b'key-A'})
+        """
+        env = os.environ if env is None else env
+        sg = self.signing
+        current = self.secret(env, "SIGNING_KEY", sg.key_file)
+        if not current:
+            if sg.previous_key_files:
+                raise SettingsError("signing.previous_key_files: set without a signing key (signing.key_file "
+                                    "or BROWNOUT_SIGNING_KEY)")
+            return None, None, {}
+        from brownout.breakers.record import default_key_id
+
+        key = current.encode()
+        key_id = sg.key_id or default_key_id(key)
+        keys = {key_id: key}
+        for kid, path in sg.previous_key_files.items():
+            try:
+                previous = Path(path).read_bytes().strip()
+            except OSError as exc:
+                raise SettingsError(f"signing.previous_key_files.{kid}: cannot read {path}: {exc.strerror}") from None
+            if not previous:
+                raise SettingsError(f"signing.previous_key_files.{kid}: {path} is empty")
+            if kid in keys and keys[kid] != previous:
+                raise SettingsError(f"signing.previous_key_files.{kid}: the id of the signing key names another key")
+            keys.setdefault(kid, previous)
+        return key, key_id, keys
 
     def group_instance_id(self, env: Mapping[str, str] | None = None) -> str | None:
         """The static group member id: ``kafka.group_instance_id``, else the pod name in Kubernetes.

@@ -141,3 +141,29 @@ def test_membership_settings_from_the_environment_reach_the_consumer():
 def test_bad_membership_settings_name_the_field(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         load_settings(env=env)
+
+
+def test_previous_signing_keys_come_by_id_from_files(tmp_path):
+    old = tmp_path / "old.key"
+    old.write_text("key-A\n")
+    s = load_settings(write(tmp_path, f"signing:\n  key_id: b\n  previous_key_files: {{a: {old}}}\n"),
+                      env={"BROWNOUT_SIGNING_KEY": "key-B"})
+    assert s.signing_keys({"BROWNOUT_SIGNING_KEY": "key-B"}) == (b"key-B", "b", {"b": b"key-B", "a": b"key-A"})
+    assert load_settings(env={}).signing_keys({}) == (None, None, {})
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", r"signing.previous_key_files.a: cannot read .*missing.key: No such file"),
+    ("empty", r"signing.previous_key_files.a: .*empty.key is empty"),
+    ("no_current", r"signing.previous_key_files: set without a signing key"),
+    ("same_id", r"signing.previous_key_files.b: the id of the signing key names another key"),
+])
+def test_bad_key_ring_names_the_key(tmp_path, case, message):
+    (tmp_path / "empty.key").write_text("\n")
+    (tmp_path / "a.key").write_text("key-A\n")
+    files = {"missing": {"a": tmp_path / "missing.key"}, "empty": {"a": tmp_path / "empty.key"},
+             "no_current": {"a": tmp_path / "a.key"}, "same_id": {"b": tmp_path / "a.key"}}[case]
+    env = {} if case == "no_current" else {"BROWNOUT_SIGNING_KEY": "key-B", "BROWNOUT_SIGNING_KEY_ID": "b"}
+    s = load_settings(env=env, overrides={"signing.previous_key_files": {k: str(v) for k, v in files.items()}})
+    with pytest.raises(SettingsError, match=message):
+        s.signing_keys(env)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from helm_support import CHART, Rendered, merged_values
 
@@ -121,3 +122,30 @@ def test_static_membership_names_each_pod_and_can_be_turned_off(render: Any, tmp
     dynamic = settings_mod.load_settings(str(_write_config_map(off, tmp_path)["config.yaml"]), env={})
     kafka = dynamic.kafka_settings(in_pod)
     assert (kafka.group_instance_id, kafka.session_timeout_ms) == (None, 10000)
+
+
+def test_previous_signing_keys_are_mounted_and_reach_the_key_ring(render: Any, tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("brownout.collector.settings")
+    rendered = render(None, "signing.existingSecret=brownout-signing", "signing.key=current",
+                      "signing.previousKeys={old,older}")
+    spec = rendered.one("Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "signing"]
+    assert volume["secret"]["items"] == [{"key": "current", "path": "key"}, {"key": "old", "path": "previous-old"},
+                                         {"key": "older", "path": "previous-older"}]
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "signing"]
+    # the Secret as the pod sees it, under the mount path
+    root = tmp_path / "pod"
+    secret_dir = root / mount["mountPath"].lstrip("/")
+    secret_dir.mkdir(parents=True)
+    for item, text in zip(volume["secret"]["items"], ("key-C", "key-B", "key-A"), strict=True):
+        (secret_dir / item["path"]).write_text(text + "\n")
+    config = rendered.config()
+    config["signing"]["key_file"] = str(root / config["signing"]["key_file"].lstrip("/"))
+    config["signing"]["previous_key_files"] = {k: str(root / v.lstrip("/"))
+                                               for k, v in config["signing"]["previous_key_files"].items()}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    settings = settings_mod.load_settings(str(tmp_path / "config.yaml"), env={})
+    key, _, ring = settings.signing_keys({})
+    assert key == b"key-C" and list(ring.values()) == [b"key-C", b"key-B", b"key-A"]
+    assert list(ring)[1:] == ["old", "older"]
+    assert render(None).config()["signing"]["previous_key_files"] == {}

@@ -164,6 +164,13 @@ notify:
   outbox_dir: {{ printf "%s/outbox" $p.data | quote }}
 signing:
   key_file: {{ if .Values.signing.existingSecret }}{{ $p.signing | quote }}{{ else }}null{{ end }}
+  previous_key_files:
+{{- if and .Values.signing.existingSecret .Values.signing.previousKeys }}
+{{- range .Values.signing.previousKeys }}
+    {{ . | quote }}: {{ printf "%s/previous-%s" (dir $p.signing) . | quote }}
+{{- end }}
+{{- else }} {}
+{{- end }}
 {{- end }}
 
 {{/* ConfigMap data: the config file, and the rules file when rules are given. */}}
@@ -267,6 +274,10 @@ Volumes of the collector and the init-topics Job: (list $ configMapName kafkaOnl
     items:
       - key: {{ $v.signing.key }}
         path: key
+      {{- range $v.signing.previousKeys }}
+      - key: {{ . }}
+        path: previous-{{ . }}
+      {{- end }}
 {{- end }}
 {{- end }}
 

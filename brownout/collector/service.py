@@ -232,6 +232,8 @@ class Collector:
                 log.exception("could not load state for partitions %s: those keys start fresh", sorted(parts))
                 return
             self.state.last_restore_seconds = time.monotonic() - t0
+            if self.metrics is not None:
+                self.metrics.restored(self.state.last_restore_seconds)
         log.info("partitions %s assigned: restored %d keys in %.2f s", sorted(parts), len(keys),
                  self.state.last_restore_seconds)
 
@@ -270,6 +272,14 @@ class Collector:
                     self.metrics.decode_error(label, delta)
                 elif kind == "rekeyed":
                     self.metrics.rekeyed(label, delta)
+                elif kind in ("state_load_failed", "state_save_failed"):
+                    self.metrics.state_error(kind.split("_")[1], delta)
+            if self.state is not None:
+                for name, n in self.state.counts.items():
+                    delta = n - self._exported["state:" + name]
+                    if delta:
+                        self._exported["state:" + name] = n
+                        self.metrics.state_record(name, delta)
             late = self.pipeline.late_events - self._exported["late"]
             if late > 0:
                 self._exported["late"] += late

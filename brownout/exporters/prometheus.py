@@ -242,6 +242,15 @@ class CollectorMetrics:
                                        "(e.g. from an OpenTelemetry Collector) whose events were republished keyed.", **kw)
         self.rekeyed_events = Counter("brownout_rekeyed_events", "Events republished keyed by provider/region/model, "
                                       "to be judged by the collector that owns the key.", **kw)
+        self.state_records = Counter(
+            "brownout_state_records", "Per-key state snapshots by outcome: saved, restored, restored_partly "
+            "(after a rule change), restored_breaker_only, rejected (the key started fresh; reason says why).",
+            ["outcome", "reason"], **kw)
+        self.state_errors = Counter("brownout_state_errors", "Reads (load) or writes (save) of the state topic that "
+                                    "failed: the keys started fresh, or were not saved.", ["operation"], **kw)
+        self.state_restore = Histogram(
+            "brownout_state_restore_seconds", "Time to restore the keys of newly assigned partitions (read the "
+            "state and control topics, install).", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), **kw)
 
     def event(self, outcome: str, n: int = 1) -> None:
         self.events.labels(outcome).inc(n)
@@ -264,6 +273,18 @@ class CollectorMetrics:
 
     def decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.kind, decision.state).inc()
+
+    def state_record(self, outcome: str, n: int = 1) -> None:
+        """Count snapshots by ``StateKeeper.counts`` name (``rejected:<reason>`` splits in two labels)."""
+        kind, _, reason = outcome.partition(":")
+        self.state_records.labels(kind, reason).inc(n)
+
+    def state_error(self, operation: str, n: int = 1) -> None:
+        self.state_errors.labels(operation).inc(n)
+
+    def restored(self, seconds: float) -> None:
+        if math.isfinite(seconds):
+            self.state_restore.observe(max(0.0, seconds))
 
     def rekeyed(self, unit: str, n: int = 1) -> None:
         """Count re-keyed ``records`` (unkeyed records read) or ``events`` (events republished)."""

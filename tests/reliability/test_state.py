@@ -10,11 +10,13 @@ import pickle
 import zlib
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from brownout import codec as wire
 from brownout import semconv as sc
 from brownout.breakers.record import Signer
 from brownout.collector.service import Collector
+from brownout.exporters.prometheus import CollectorMetrics
 from brownout.collector.state import (
     MAGIC,
     VERSION,
@@ -430,8 +432,18 @@ async def test_after_a_key_rotation_snapshots_of_the_previous_key_are_restored_a
     forged, _ = SnapshotCodec().encode(export_key(ring.pipeline, EAST, partition=None, taken_at=clock.t))
     t.append(sc.TOPIC_STATE, forged, key=str(EAST).encode(), headers=Signer(b"attacker", key_id="a").headers(forged))
     after = signed_collector(t, clock, tmp_path, KEY_B, {"a": KEY_A})
+    registry = CollectorRegistry()
+    after.metrics = CollectorMetrics(registry)
     await after.start()
     # EAST starts fresh (its genuine control record still brings its breaker back); WEST is restored
     assert after.state.counts == {"restored": 1, "rejected:bad_signature": 1, "restored_breaker_only": 1}
     assert EAST not in after.pipeline.status() and not after.pipeline.status()[WEST].warming
+    await after.poll_once(timeout=0.0)  # the keeper's counters reach Prometheus once per poll
+    def records(outcome: str, reason: str = "") -> float | None:
+        return registry.get_sample_value("brownout_state_records_total", {"outcome": outcome, "reason": reason})
+
+    assert (records("restored"), records("rejected", "bad_signature"), records("restored_breaker_only")) == (1, 1, 1)
+    assert registry.get_sample_value("brownout_state_restore_seconds_count") == 1
+    await after.poll_once(timeout=0.0)
+    assert records("restored") == 1  # exported once, not per poll
     await after.stop()

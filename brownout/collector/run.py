@@ -50,6 +50,7 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
     registry.register(BreakerBookCollector(pipeline.book))
     history, page = _status_page(settings, board, rules)
+    otlp = _otlp_metrics(settings, board)
     dispatcher = _dispatcher(settings, env, metrics)
     handlers: list[Any] = [metrics.decision]
     if dispatcher is not None:
@@ -93,6 +94,8 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             dispatcher.stop()
         if page is not None:
             page.stop()
+        if otlp is not None:
+            otlp.shutdown()  # a last push, then stop
         server.stop()
     return collector
 
@@ -119,6 +122,17 @@ async def _watch_lag(collector: Collector, stop: asyncio.Event, every: float = 1
         except Exception as exc:  # lag is a reading; never let it stop the collector
             log.debug("consumer lag unavailable: %s", exc)
         await asyncio.sleep(every)
+
+
+def _otlp_metrics(settings: Settings, board: Any) -> Any:
+    """The per-key figures pushed over OTLP/HTTP too, when ``metrics.otlp_endpoint`` is set."""
+    m = settings.metrics
+    if not m.otlp_endpoint:
+        return None
+    from brownout.exporters.otlp import OtlpKeyMetrics
+
+    log.info("pushing per-key metrics over OTLP to %s every %g s", m.otlp_endpoint, m.otlp_interval)
+    return OtlpKeyMetrics(board, endpoint=m.otlp_endpoint, interval=m.otlp_interval, max_keys=m.max_keys)
 
 
 def _status_page(settings: Settings, board: Any, rules: Any) -> tuple[Any, Any]:

@@ -67,6 +67,10 @@ class MetricsSection:
     host: str = "0.0.0.0"
     port: int = 9464
     max_keys: int = 2000
+    # OTLP/HTTP metrics endpoint (http://otelcol:4318/v1/metrics) the per-key figures are also
+    # pushed to, every otlp_interval seconds; None: Prometheus /metrics only
+    otlp_endpoint: str | None = None
+    otlp_interval: float = 15.0
 
 
 @dataclass
@@ -375,6 +379,13 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"status.history_minutes: {s.status.history_minutes} is not 0 (off) or 2..10080")
     if s.status.refresh < 0:
         raise SettingsError("status.refresh: must be >= 0 seconds (0: no reload)")
+    if s.metrics.otlp_endpoint == "":
+        s.metrics.otlp_endpoint = None
+    if s.metrics.otlp_endpoint is not None and not s.metrics.otlp_endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"metrics.otlp_endpoint: {s.metrics.otlp_endpoint!r} is not an http(s) URL "
+                            "(OTLP/HTTP, e.g. http://otelcol:4318/v1/metrics)")
+    if not 0.1 <= s.metrics.otlp_interval <= 3600:
+        raise SettingsError(f"metrics.otlp_interval: {s.metrics.otlp_interval} is not 0.1..3600 seconds")
     if s.notify.public_url is not None and not s.notify.public_url.startswith(("http://", "https://")):
         raise SettingsError(f"notify.public_url: {s.notify.public_url!r} is not an http(s) URL")
     if s.default_region == "":

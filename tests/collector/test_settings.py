@@ -167,3 +167,17 @@ def test_bad_key_ring_names_the_key(tmp_path, case, message):
     s = load_settings(env=env, overrides={"signing.previous_key_files": {k: str(v) for k, v in files.items()}})
     with pytest.raises(SettingsError, match=message):
         s.signing_keys(env)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"BROWNOUT_METRICS_OTLP_ENDPOINT": "otelcol:4318"}, "metrics.otlp_endpoint: 'otelcol:4318' is not an http(s) URL"),
+    ({"BROWNOUT_METRICS_OTLP_INTERVAL": "0"}, "metrics.otlp_interval: 0.0 is not 0.1..3600 seconds"),
+    ({"BROWNOUT_HEALTH_MAX_POLL_GAP": "0"}, "health.max_poll_gap: 0.0 must be positive"),
+])
+def test_bad_metrics_and_health_settings_name_the_field(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_settings(env=env)
+
+
+def test_an_empty_otlp_endpoint_is_off():
+    assert load_settings(env={"BROWNOUT_METRICS_OTLP_ENDPOINT": ""}).metrics.otlp_endpoint is None

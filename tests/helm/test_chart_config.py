@@ -36,6 +36,8 @@ def test_rendered_config_loads_with_the_collector_settings(render: Any, ci_value
     assert settings.metrics.port == values["metrics"]["port"]
     assert (settings.rules_file is not None) == bool(values["rules"])
     assert settings.health.max_poll_gap == values["collector"]["maxPollGapSeconds"]
+    assert settings.metrics.otlp_endpoint == (values["metrics"]["otlpEndpoint"] or None)
+    assert settings.metrics.otlp_interval == values["metrics"]["otlpIntervalSeconds"]
 
 
 def test_region_and_keyed_topic_values_reach_the_collector_settings(render: Any, tmp_path: Path) -> None:

@@ -155,6 +155,8 @@ metrics:
   host: 0.0.0.0
   port: {{ int .Values.metrics.port }}
   max_keys: {{ int .Values.collector.maxKeys }}
+  otlp_endpoint: {{ if .Values.metrics.otlpEndpoint }}{{ .Values.metrics.otlpEndpoint | quote }}{{ else }}null{{ end }}
+  otlp_interval: {{ .Values.metrics.otlpIntervalSeconds }}
 notify:
   slack_webhook_url_file: {{ if .Values.notify.slack.existingSecret }}{{ $p.slack | quote }}{{ else }}null{{ end }}
   pagerduty_routing_key_file: {{ if .Values.notify.pagerduty.existingSecret }}{{ $p.pagerduty | quote }}{{ else }}null{{ end }}

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from support import (
     ServiceUnavailable,
+    create_collector_topics,
     free_port,
     kafka_broker_module,
     ready,
@@ -36,7 +37,6 @@ from brownout import codec
 from brownout.breakers import ControlRecord
 from brownout.model import Event, Key
 from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ def test_hooks_and_collector_ride_through_two_broker_restarts(tmp_path, topic_na
     kb = kafka_broker_module()
     broker = kb.KafkaBroker().start()
     bootstrap = broker.bootstrap_servers
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    asyncio.run(KafkaTransport(bootstrap).create_topics(default_topics(**topics, partitions=3)))
+    topics = asyncio.run(create_collector_topics(bootstrap, topic_name, 3))
     port = free_port()
     env = dict(os.environ, BROWNOUT_TOPICS_STATE=topics["state"], BROWNOUT_TOPICS_DEAD_LETTER=topics["dead_letter"])
     env.pop("BROWNOUT_KAFKA_BOOTSTRAP_SERVERS", None)

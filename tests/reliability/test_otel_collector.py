@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from _state_support import CollectProcess, key_labels, read_topic, sample, wait_for
-from support import free_port
+from support import create_collector_topics, free_port
 
 from brownout import codec
 from brownout import semconv as sc
@@ -99,9 +99,7 @@ def metric(p: CollectProcess, name: str, **labels: str) -> float:
 
 async def test_otel_instrumented_app_through_an_otel_collector_opens_each_breaker_once_on_its_owner(
         kafka_bootstrap, topic_name, tmp_path, otelcol):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=6))
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 6)
     rules = tmp_path / "rules.yaml"
     rules.write_text("breaker:\n  max_open_share: 1.0\n")  # one key per model here: let it open
     env = {"BROWNOUT_DEFAULT_REGION": "eastus", "BROWNOUT_RULES_FILE": str(rules)}
@@ -221,11 +219,8 @@ async def test_collect_pushes_its_per_key_metrics_over_otlp_to_a_real_collector(
 
     from brownout.model import Event
 
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
     metrics_topic = topic_name("otlp-metrics")
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=2)
-                                                       + [TopicSpec(metrics_topic)])
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 2, (TopicSpec(metrics_topic),))
     collector = OtelCollector(
         otelcol, kafka_bootstrap, topics["events"], tmp_path / "otelcol.log",
         f"exporters::kafka::metrics: {{topic: {metrics_topic}, encoding: otlp_json}}",

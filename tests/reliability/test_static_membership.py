@@ -17,10 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from support import create_collector_topics
 from _state_support import CollectProcess, wait_for
 
-from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +37,7 @@ def assignments(proc: CollectProcess) -> list[tuple[float, str, float]]:
 
 
 async def restart_after_kill(kafka_bootstrap: str, topic_name, tmp_path: Path, static: bool) -> dict[str, float]:
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=4))
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 4)
     group = f"members-{uuid.uuid4().hex[:8]}"
     mode = "static" if static else "dynamic"
 
@@ -87,9 +84,7 @@ async def test_a_static_member_stopped_cleanly_hands_its_partitions_over_at_once
                                                                                  tmp_path):
     """A rolling update gives new pods new names: a clean stop must not leave the partitions
     unowned for the 30 s session, so a static member leaves the group on SIGTERM."""
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=4))
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 4)
     group = f"members-{uuid.uuid4().hex[:8]}"
     a = CollectProcess(kafka_bootstrap, topics, group, tmp_path / "a.log", {"BROWNOUT_KAFKA_GROUP_INSTANCE_ID": "a"})
     b = CollectProcess(kafka_bootstrap, topics, group, tmp_path / "b.log", {"BROWNOUT_KAFKA_GROUP_INSTANCE_ID": "b"})

@@ -35,7 +35,7 @@ from brownout.collector.rekey import Rekeyer, is_keyed
 from brownout.endpoints import RegionMap
 from brownout.model import Decision, Event, InvalidEvent
 from brownout.pipeline import Pipeline
-from brownout.transport.base import CommitFailedError, Record, TopicPartitions, Transport
+from brownout.transport.base import CommitFailedError, Consumer, Record, TopicPartitions, Transport
 
 log = logging.getLogger("brownout.collector")
 
@@ -194,7 +194,8 @@ class Collector:
 
     # --- state handoff (a RebalanceListener) --------------------------------------------
     def _partition_for(self, key: Any) -> int | None:
-        return self._consumer.partition_of(self.keyed_topic, str(key).encode())
+        consumer: Consumer = self._consumer
+        return consumer.partition_of(self.keyed_topic, str(key).encode())
 
     async def on_revoked(self, partitions: TopicPartitions) -> None:
         """Save the state of the keys of ``partitions`` for their next owner, then drop it."""
@@ -366,7 +367,10 @@ class Collector:
         events: list[Event] = []
         rest: list[codec.Decoded] = []
         for item in items:
-            (events if isinstance(item, Event) and not self._out_of_range(item, now) else rest).append(item)
+            if isinstance(item, Event) and not self._out_of_range(item, now):
+                events.append(item)
+            else:
+                rest.append(item)
         if events:
             self.counts["rekeyed:records"] += 1
             self.counts["rekeyed:events"] += len(events)
@@ -393,7 +397,7 @@ def _fmt(x: float | None) -> str:
 
 def events_from_records(records: Iterable[Record], regions: RegionMap | None = None) -> list[Event]:
     """Decode records into valid events, dropping the rest (for tools and tests)."""
-    out = []
+    out: list[Event] = []
     for r in records:
         if r.value is None:
             continue

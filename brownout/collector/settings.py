@@ -299,7 +299,7 @@ def _apply(obj: Any, values: Mapping[str, Any], prefix: str, source: str) -> Non
 
 
 def _from_env(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     top = {f.name for f in dataclasses.fields(Settings)}
     for var, value in env.items():
         if not var.startswith("BROWNOUT_") or var == "BROWNOUT_CONFIG":

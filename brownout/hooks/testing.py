@@ -227,13 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _responses_events(self, plan: Plan, model: str) -> list[tuple[str | None, Any, bool]]:
         seq = iter(range(10_000))
 
-        def ev(kind: str, **fields: Any) -> tuple[str, Any, bool]:
+        def ev(kind: str, **fields: Any) -> Item:
             return kind, {"type": kind, "sequence_number": next(seq), **fields}, kind.endswith(".delta")
 
         text = "".join(self._piece(i) for i in range(plan.chunks))
         item = {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}
         part = {"type": "output_text", "text": "", "annotations": []}
-        events = [ev("response.created", response=self._response(plan, model, "in_progress")),
+        events: list[Item] = [ev("response.created", response=self._response(plan, model, "in_progress")),
                   ev("response.in_progress", response=self._response(plan, model, "in_progress")),
                   ev("response.output_item.added", output_index=0, item=item),
                   ev("response.content_part.added", item_id="msg_1", output_index=0, content_index=0, part=part)]

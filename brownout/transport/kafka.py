@@ -208,7 +208,8 @@ class KafkaConsumer:
         parts = self._c.partitions_for_topic(topic)
         if not parts:
             return None
-        return (murmur2(key) & 0x7FFFFFFF) % len(parts)  # the producers' default partitioner
+        hashed: int = murmur2(key)
+        return (hashed & 0x7FFFFFFF) % len(parts)  # the producers' default partitioner
 
     async def _partitions(self) -> list[Any]:
         from aiokafka import TopicPartition
@@ -236,7 +237,7 @@ class KafkaConsumer:
         return out
 
     async def stop(self) -> None:
-        coordinator = getattr(self._c, "_coordinator", None)
+        coordinator: Any = getattr(self._c, "_coordinator", None)
         if self._leave_on_stop and getattr(coordinator, "_group_instance_id", None) is not None:
             # aiokafka never sends LeaveGroup for a static member; a clean stop (a rolling update,
             # whose new pods get new names) should hand the partitions over at once, not after

@@ -196,9 +196,10 @@ class Event:
             merged = {sc.LEGACY_ATTRIBUTES.get(k, k): v for k, v in attrs.items()}
             merged.update((k, v) for k, v in attrs.items() if k not in sc.LEGACY_ATTRIBUTES)
             get = merged.get
-        provider = get(sc.GEN_AI_PROVIDER_NAME)
-        region = get(sc.CLOUD_REGION)
-        model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
+        # str once checked below (the loop raises otherwise)
+        provider: Any = get(sc.GEN_AI_PROVIDER_NAME)
+        region: Any = get(sc.CLOUD_REGION)
+        model: Any = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
         for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
                             (sc.GEN_AI_REQUEST_MODEL, model)):
             if value.__class__ is str and 0 < len(value) <= MAX_NAME and value.isascii() and (

@@ -60,8 +60,8 @@ def read_events(stream: IO[str], stats: ReplayStats) -> Iterator[Event]:
             log.warning("line %d: not JSON: %s", lineno, exc)
             continue
         try:
-            items = codec.decode_otlp_json(obj) if isinstance(obj, dict) and "resourceSpans" in obj \
-                else [Event.from_flat(obj)]
+            items: list[codec.Decoded] = codec.decode_otlp_json(obj) \
+                if isinstance(obj, dict) and "resourceSpans" in obj else [Event.from_flat(obj)]
         except InvalidEvent as exc:
             items = [exc]
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:

@@ -270,7 +270,7 @@ class QuantileRule(Detector):
             return
         count = count_at_least if self.high else count_at_most
         k_fire = count(xs, fire_at)
-        self.sums.push((n, k_fire, count(xs, clear_at)))
+        self.sums.push((n, k_fire, count(xs, clear_at)))  # type: ignore[arg-type]  # set whenever fire_at is
         if self.cusum is not None:
             self.cusum.update(k_fire, n)
         self.normal.add(n, k_fire)

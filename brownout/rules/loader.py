@@ -72,8 +72,8 @@ def parse_rules(text: str, source: str | None = "<string>") -> RuleSet:
         if name not in RULES:
             raise fail(f"rules.{name}", f"unknown rule; valid rules are: {', '.join(RULES)}")
     rules: dict[str, Settings] = {}
-    for name, cls in RULES.items():
-        rules[name] = _settings(cls.Settings, user_rules.get(name), (defaults.get("rules") or {}).get(name),
+    for name, detector in RULES.items():
+        rules[name] = _settings(detector.Settings, user_rules.get(name), (defaults.get("rules") or {}).get(name),
                                 f"rules.{name}", fail)
 
     overrides = []

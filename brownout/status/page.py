@@ -207,7 +207,7 @@ class StatusPage:
     # --- pages -------------------------------------------------------------------------
     def render_index(self) -> str:
         rows = self.rows()
-        counts = {s: 0 for s in STATES}
+        counts = dict.fromkeys(STATES, 0)
         for r in rows:
             counts[r["state"]] += 1
         end = self.history.last_minute if self.history is not None else None

@@ -63,7 +63,7 @@ def accepted(p: CollectProcess) -> float:
 def live_decisions(logs: list[str], until: float) -> set[tuple[str, str, str]]:
     out = set()
     for text in logs:
-        for kind, rule, key, state, at in _DECISION.findall(text):
+        for _kind, rule, key, state, at in _DECISION.findall(text):
             if state in ("open", "firing") and float(at) <= until:
                 out.add((key, rule, state))
     return out

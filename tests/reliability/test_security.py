@@ -289,7 +289,7 @@ def test_hooks_capture_no_prompt_response_or_api_key_by_default():
             instrument_openai(client, region="eastus")
             try:
                 messages = [{"role": "user", "content": prompt}]
-                for chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True):
+                for _chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True):
                     pass
                 client.chat.completions.create(model="gpt-4o", messages=messages)
                 with pytest.raises(openai.InternalServerError):

@@ -100,9 +100,8 @@ def metric(p: CollectProcess, name: str, **labels: str) -> float:
 async def test_otel_instrumented_app_through_an_otel_collector_opens_each_breaker_once_on_its_owner(
         kafka_bootstrap, topic_name, tmp_path, otelcol):
     topics = await create_collector_topics(kafka_bootstrap, topic_name, 6)
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("breaker:\n  max_open_share: 1.0\n")  # one key per model here: let it open
-    env = {"BROWNOUT_DEFAULT_REGION": "eastus", "BROWNOUT_RULES_FILE": str(rules)}
+    # the default rules: a key that is its model's only deployment opens too (routers decide where to go)
+    env = {"BROWNOUT_DEFAULT_REGION": "eastus"}
     group = f"otel-{uuid.uuid4().hex[:8]}"
     collector = OtelCollector(otelcol, kafka_bootstrap, topics["events"], tmp_path / "otelcol.log")
     procs: list[CollectProcess] = []
@@ -241,12 +240,14 @@ async def test_collect_pushes_its_per_key_metrics_over_otlp_to_a_real_collector(
         key = str(HEALTHY)
 
         def both() -> tuple[dict, list] | None:
-            """The OTLP readings and a /metrics scrape once both show the same request count."""
+            """The OTLP readings and a /metrics scrape once both show the same request count and a TTFT."""
             got = otlp_json_gauges(asyncio.run(read_topic(kafka_bootstrap, metrics_topic)))
             prom = proc.metrics()
             requests = got.get(("brownout.key.requests", key))
             same = requests and requests == sample(prom, "brownout_key_requests", **key_labels(HEALTHY))
-            return (got, prom) if same else None
+            ttft = ("brownout.key.ttft.p50", key) in got and sample(prom, "brownout_key_ttft_p50_seconds",
+                                                                     **key_labels(HEALTHY)) is not None
+            return (got, prom) if same and ttft else None
 
         got, prom = await wait_for(both, 90, "the key's readings over OTLP, as on /metrics")
     finally:

@@ -431,12 +431,12 @@ def isolated(n_calls: int, n_chunks: int, repeats: int) -> dict[str, float]:
     for name, make in (("brownout", _openai_cases), ("genai", _genai_cases), ("bedrock", _bedrock_cases)):
         case = make(n_chunks)
 
-        def bare_list() -> None:
+        def bare_list(case: Any = case) -> None:
             for _ in range(repeats):
                 for _c in case.chunks:
                     pass
 
-        def proxied_list() -> None:
+        def proxied_list(case: Any = case) -> None:
             for _ in range(repeats):
                 obs = Observation(case.provider, "local", "m", stream=True).start()
                 for _c in SyncStreamProxy(case.chunks, obs, case.adapter):

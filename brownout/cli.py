@@ -123,6 +123,8 @@ def collect(config_file: str | None, bootstrap_servers: str | None, group_id: st
         asyncio.run(run_collector(settings, rules, create_topics=create_topics))
     except KeyboardInterrupt:
         pass
+    except SettingsError as exc:  # secrets and key files are read at start, after the settings load
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         if not _is_kafka_failure(exc):
             raise

@@ -187,7 +187,7 @@ def loads(data: bytes | str) -> Any:
 
 
 # --- OTLP protobuf ------------------------------------------------------------------------
-def _pb():
+def _pb() -> Any:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     return trace_service_pb2
 
@@ -300,7 +300,8 @@ def encode_otlp_proto(events: Iterable[Event], service_name: str = "brownout-hoo
         _add_attributes(span.attributes, span_attributes(ev))
         if ev.error_type:
             span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
-    return req.SerializeToString()
+    data: bytes = req.SerializeToString()
+    return data
 
 
 # --- OTLP JSON ----------------------------------------------------------------------------

@@ -108,7 +108,10 @@ class View:
         rows = [self.COLS]
         for k in keys:
             s = status.get(k)
-            g = (lambda name: getattr(s, name, None)) if s is not None else (lambda name: None)
+
+            def g(name: str, s: Any = s) -> Any:
+                return getattr(s, name, None)  # None for a key with no status yet
+
             rate = g("requests")
             rows.append((
                 str(k), "-" if rate is None else f"{rate / 60:.1f}", _pct(g("error_rate")),
@@ -187,12 +190,12 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
                           history=history)
     from brownout.breakers import AsyncBreakerBoard
 
-    board = AsyncBreakerBoard(transport, topic=sc.TOPIC_CONTROL, clock=lambda: now[0], registry=None,
-                              poll_timeout=0.0)
+    router = AsyncBreakerBoard(transport, topic=sc.TOPIC_CONTROL, clock=lambda: now[0], registry=None,
+                               poll_timeout=0.0)
     producer = transport.producer()
     await producer.start()
     await collector.start()
-    await board.start()
+    await router.start()
     keys = [t.key for t in DEMO_TRAFFIC]
     print(f"brownout demo: {len(keys)} keys, traffic calibrated on llmperf + Azure traces; "
           f"incident on {INCIDENT_KEY} at {_clock(incident.start)}-{_clock(incident.end)} UTC; speed {speed:g}x",
@@ -205,12 +208,12 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
     while t < end:
         nxt = t + tl.step
         events = sim.events(t, nxt)
-        by_key: dict[Key, list] = collections.defaultdict(list)
+        by_key: dict[Key, list[Event]] = collections.defaultdict(list)
         for e in events:
             by_key[e.key].append(e)
             if e.key == INCIDENT_KEY and incident.start <= e.start < incident.end:
                 # what a router following the board does with a request for the degraded key
-                result.routed["kept" if board.allow(e.key) else "moved"] += 1
+                result.routed["kept" if router.allow(e.key) else "moved"] += 1
         for k, evs in by_key.items():
             await producer.send(sc.TOPIC_EVENTS, codec.encode_otlp_proto(evs), key=str(k).encode(),
                                 headers=((sc.HEADER_CONTENT_TYPE, sc.CONTENT_OTLP_PROTO.encode()),))
@@ -231,7 +234,7 @@ async def run_demo(speed: float = 25.0, seed: int = 7, out: TextIO = sys.stdout,
             view.frame(header, view.table(collector.pipeline.status(), collector.pipeline.breaker_states(), keys))
         else:
             wall0 = time.monotonic()
-    await board.stop()
+    await router.stop()
     await collector.stop()
     result.dead_letters = collector.counts["dead_letters"]
     status = collector.pipeline.status()

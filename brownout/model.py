@@ -198,9 +198,10 @@ class Event(NamedTuple):
             merged = {sc.LEGACY_ATTRIBUTES.get(k, k): v for k, v in attrs.items()}
             merged.update((k, v) for k, v in attrs.items() if k not in sc.LEGACY_ATTRIBUTES)
             get = merged.get
-        provider = get(sc.GEN_AI_PROVIDER_NAME)
-        region = get(sc.CLOUD_REGION)
-        model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
+        # str once checked below (the branch raises otherwise)
+        provider: Any = get(sc.GEN_AI_PROVIDER_NAME)
+        region: Any = get(sc.CLOUD_REGION)
+        model: Any = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
         if not (provider.__class__ is str and region.__class__ is str and model.__class__ is str
                 and 0 < len(provider) <= MAX_NAME and 0 < len(region) <= MAX_NAME and 0 < len(model) <= MAX_NAME
                 and provider.isascii() and region.isascii() and model.isascii()
@@ -224,10 +225,10 @@ class Event(NamedTuple):
             raise InvalidEvent("bad_timestamp", f"start={start_f!r}")
         if not 0.0 <= duration_f <= MAX_SECONDS:
             raise InvalidEvent("bad_duration", f"duration={duration_f!r}")
-        values = [Key(provider, region, model), start_f, duration_f,
+        values: list[Any] = [Key(provider, region, model), start_f, duration_f,
                   operation if operation.__class__ is str else str(operation), *_OPTIONAL_DEFAULTS]
         for attr, index, typ, bounds in _FIELD_SLOTS:
-            v = get(attr)
+            v: Any = get(attr)
             if v is None:
                 continue
             if v.__class__ is not typ:  # exact type (a bool is not an int here): nothing to convert
@@ -253,7 +254,7 @@ class Event(NamedTuple):
                 reasons = tuple(str(r) for r in reasons)
             values[_FINISH_REASONS] = reasons
         # every field was checked on the way in: no validate() pass, and no keyword matching
-        return _tuple_new(cls, values)  # type: ignore[return-value]
+        return _tuple_new(cls, values)
 
 
 _LEGACY_NAMES = frozenset(sc.LEGACY_ATTRIBUTES)

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from brownout import codec
 from brownout.endpoints import RegionMap
@@ -55,7 +55,8 @@ def read_events(stream: IO[str] | IO[bytes], stats: ReplayStats,
     counted. ``regions`` names the region of an event that has none (as the collector does)."""
     regions = regions if regions is not None else RegionMap()
     from_flat = Event.from_flat
-    for lineno, line in enumerate(stream, 1):
+    lines: Iterable[Any] = stream  # str or bytes lines; codec.loads takes both
+    for lineno, line in enumerate(lines, 1):
         line = line.strip()
         if not line:
             continue

@@ -69,3 +69,22 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def collector_topics(topic_name: Callable[[str], str]) -> dict[str, str]:
+    """The collector's four topics, named for this test (``topic_name`` is the conftest fixture),
+    under the keyword names of :func:`~brownout.transport.base.default_topics`."""
+    return {"events": topic_name("events"), "control": topic_name("control"),
+            "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
+
+
+async def create_collector_topics(bootstrap: str, topic_name: Callable[[str], str], partitions: int,
+                                  extra: tuple[Any, ...] = ()) -> dict[str, str]:
+    """Create :func:`collector_topics` (events and state with ``partitions``) and ``extra``
+    TopicSpecs on the broker at ``bootstrap``; returns the names."""
+    from brownout.transport import KafkaTransport
+    from brownout.transport.base import default_topics
+
+    topics = collector_topics(topic_name)
+    await KafkaTransport(bootstrap).create_topics(default_topics(**topics, partitions=partitions) + list(extra))
+    return topics

@@ -6,6 +6,8 @@
 The LiteLLM adapter lives in :mod:`brownout.breakers.litellm` (imported on demand: it loads litellm).
 """
 
+from typing import Any
+
 from brownout.breakers.config import BreakerConfig
 from brownout.breakers.machine import BreakerBook
 from brownout.breakers.record import ControlRecord, Readings, Signer, load_signing_key, sign, verify
@@ -14,7 +16,7 @@ __all__ = ["AsyncBreakerBoard", "BreakerBoard", "BreakerBook", "BreakerConfig", 
            "HedgeBudget", "Readings", "Signer", "load_signing_key", "sign", "verify"]
 
 
-def __getattr__(name: str) -> object:  # lazy: the board loads prometheus_client and asyncio machinery
+def __getattr__(name: str) -> Any:  # lazy: the board loads prometheus_client and asyncio machinery
     if name in ("AsyncBreakerBoard", "BreakerBoard", "HedgeBudget"):
         from brownout.breakers import board
 

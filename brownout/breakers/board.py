@@ -645,25 +645,9 @@ class BreakerBoard:
     def least_degraded(self, keys: Iterable[Key]) -> Key:
         return self._board.least_degraded(keys)
 
-    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5) -> list[Key]:
-        return self._board.least_degraded_set(keys, tolerance)
-
-    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5, *, by_state: bool = True) -> list[Key]:
-        """The least degraded key and those nearly as good: in its state (``by_state``; a half-open
-        key before an open one) with a measured cost within ``tolerance`` x the best. When every
-        candidate is refused, the load spreads over the best of them instead of piling onto one,
-        which would slow it down in turn.
-
-        >>> from brownout.transport import MemoryTransport
-        >>> board = AsyncBreakerBoard(MemoryTransport(), registry=None)
-        >>> a, b = Key("openai", "eastus", "gpt-4o"), Key("openai", "westus", "gpt-4o")
-        >>> board.least_degraded_set([a, b]) == [a, b]      # nothing known: both equally good
-        True
-        """
-        ordered = list(dict.fromkeys(keys))
-        rank, cost = self.degradation(self.least_degraded(ordered))
-        return [k for k in ordered if (d := self.degradation(k))[1] <= cost * tolerance
-                and (d[0] == rank or not by_state)]
+    def least_degraded_set(self, keys: Iterable[Key], tolerance: float = 1.5, *,
+                           by_state: bool = True) -> list[Key]:
+        return self._board.least_degraded_set(keys, tolerance, by_state=by_state)
 
     def degradation(self, key: Key) -> tuple[int, float]:
         return self._board.degradation(key)

@@ -33,7 +33,7 @@ import logging
 from typing import Any, Callable, Iterable, Mapping, Protocol
 from urllib.parse import urlsplit
 
-from litellm import NotFoundError
+from litellm.exceptions import NotFoundError
 from litellm.integrations.custom_logger import CustomLogger
 
 from brownout import semconv as sc
@@ -59,7 +59,7 @@ class Board(Protocol):
     def state(self, key: Key) -> str: ...
 
 
-class BreakersOpen(NotFoundError):  # type: ignore[misc]  # litellm's exceptions are untyped
+class BreakersOpen(NotFoundError):
     """Every deployment of a model group is refused by its breaker and a fallback group has
     somewhere to go: LiteLLM falls back on a ``NotFoundError`` without retrying the group."""
 
@@ -132,9 +132,10 @@ class BrownoutRouterGuard(CustomLogger):
         self.board = board
         self.router = router
         self.mapping = mapping
-        self.telemetry: Any = telemetry  # untyped litellm callbacks
-        if telemetry is not None and getattr(telemetry, "key_for", False) is None:
-            telemetry.key_for = self.key_for_call  # events carry the keys this guard filters on
+        hooks: Any = telemetry  # untyped litellm callbacks
+        self.telemetry = hooks
+        if hooks is not None and getattr(hooks, "key_for", False) is None:
+            hooks.key_for = self.key_for_call  # events carry the keys this guard filters on
         self.filtered = 0
         self.removed = 0
         self.fell_back = 0

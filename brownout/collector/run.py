@@ -10,6 +10,7 @@ import os
 import signal
 from typing import Any
 
+from brownout.collector.health import PollProgress
 from brownout.collector.service import Collector
 from brownout.collector.settings import Settings
 from brownout.pipeline import Pipeline
@@ -30,20 +31,26 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
 
     env = os.environ if env is None else env
     registry = REGISTRY if registry is None else registry
-    transport = transport or KafkaTransport(settings.kafka_settings(env))
+    if transport is None:
+        kafka = settings.kafka_settings(env)
+        transport = KafkaTransport(kafka)
+        log.info("group %s: %s, session timeout %g s", settings.group_id,
+                 f"static member {kafka.group_instance_id!r}" if kafka.group_instance_id else "dynamic member",
+                 kafka.session_timeout_ms / 1000)
     t = settings.topics
     if create_topics:
         created = await transport.create_topics(topic_specs(settings))
         if created:
             log.info("created topics: %s", ", ".join(created))
-    signer = _signer(settings, env)
+    signer, verify_keys = signing(settings, env)
     pipeline = Pipeline(rules, signer=signer)
-    state = _state_keeper(settings, env, pipeline, signer)
+    state = state_keeper(settings, pipeline, signer, verify_keys)
     metrics = CollectorMetrics(registry)
     board = StatusBoard()
     registry.register(KeyStatusCollector(board, max_keys=settings.metrics.max_keys))
     registry.register(BreakerBookCollector(pipeline.book))
     history, page = _status_page(settings, board, rules)
+    otlp = _otlp_metrics(settings, board)
     dispatcher = _dispatcher(settings, env, metrics)
     handlers: list[Any] = [metrics.decision]
     if dispatcher is not None:
@@ -52,11 +59,13 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
                           dead_letter_topic=t.dead_letter, group_id=settings.group_id,
                           batch_size=settings.batch_size, on_decision=handlers, metrics=metrics,
                           status_board=board, state=state, history=history, keyed_topic=t.keyed,
-                          regions=settings.region_map())
+                          regions=settings.region_map(),
+                          progress=PollProgress(settings.health.max_poll_gap))
     log.info("spans without cloud.region: %s; records without a provider/region/model key are "
              "republished keyed to %s", _region_rule(settings), t.keyed or t.events)
     server = MetricsServer(registry, host=settings.metrics.host, port=settings.metrics.port,
-                           ready=lambda: collector.ready, pages=page.handle if page is not None else None)
+                           ready=lambda: collector.ready, healthy=collector.progress.check,
+                           pages=page.handle if page is not None else None)
     server.start()
     if page is not None:
         page.start()
@@ -85,6 +94,8 @@ async def run_collector(settings: Settings, rules: Any, *, create_topics: bool =
             dispatcher.stop()
         if page is not None:
             page.stop()
+        if otlp is not None:
+            otlp.shutdown()  # a last push, then stop
         server.stop()
     return collector
 
@@ -111,6 +122,17 @@ async def _watch_lag(collector: Collector, stop: asyncio.Event, every: float = 1
         except Exception as exc:  # lag is a reading; never let it stop the collector
             log.debug("consumer lag unavailable: %s", exc)
         await asyncio.sleep(every)
+
+
+def _otlp_metrics(settings: Settings, board: Any) -> Any:
+    """The per-key figures pushed over OTLP/HTTP too, when ``metrics.otlp_endpoint`` is set."""
+    m = settings.metrics
+    if not m.otlp_endpoint:
+        return None
+    from brownout.exporters.otlp import OtlpKeyMetrics
+
+    log.info("pushing per-key metrics over OTLP to %s every %g s", m.otlp_endpoint, m.otlp_interval)
+    return OtlpKeyMetrics(board, endpoint=m.otlp_endpoint, interval=m.otlp_interval, max_keys=m.max_keys)
 
 
 def _status_page(settings: Settings, board: Any, rules: Any) -> tuple[Any, Any]:
@@ -143,20 +165,25 @@ def _dispatcher(settings: Settings, env: Any, metrics: Any) -> Any:
                            public_url=n.public_url)
 
 
-def _state_keeper(settings: Settings, env: Any, pipeline: Pipeline, signer: Any) -> Any:
-    """Per-key state on the state topic; signed (and only signed records loaded) with a signing key."""
+def state_keeper(settings: Settings, pipeline: Pipeline, signer: Any, verify_keys: dict[str, bytes]) -> Any:
+    """Per-key state on the state topic; signed, and only signed records loaded, with a signing key."""
     from brownout.collector.state import SnapshotCodec, StateKeeper
 
-    keys = [signer.key] if signer is not None else []
-    codec = SnapshotCodec(signer=signer, verify_keys=keys)
+    codec = SnapshotCodec(signer=signer, verify_keys=verify_keys)
     return StateKeeper(pipeline, settings.topics.state, codec, interval=settings.state.interval,
-                       max_per_poll=settings.state.max_per_poll, control_verify_keys=keys)
+                       max_per_poll=settings.state.max_per_poll, control_verify_keys=verify_keys)
 
 
-def _signer(settings: Settings, env: Any) -> Any:
-    key = settings.secret(env, "SIGNING_KEY", settings.signing.key_file)
-    if not key:
-        return None
+def signing(settings: Settings, env: Any = None) -> tuple[Any, dict[str, bytes]]:
+    """The :class:`~brownout.breakers.record.Signer` of control records and snapshots (None
+    without a key) and the key ring their signatures are checked against when read back: the
+    signing key and the previous ones, by id."""
     from brownout.breakers.record import Signer
 
-    return Signer(key.encode())
+    key, key_id, keys = settings.signing_keys(env)
+    if key is None:
+        return None, {}
+    if len(keys) > 1:
+        log.info("signing with key %s; also accepting %s when reading back", key_id,
+                 ", ".join(k for k in keys if k != key_id))
+    return Signer(key, key_id), keys

@@ -30,11 +30,12 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from brownout import codec
 from brownout import semconv as sc
+from brownout.collector.health import PollProgress
 from brownout.collector.rekey import Rekeyer, is_keyed
 from brownout.endpoints import RegionMap
 from brownout.model import Decision, Event, InvalidEvent
 from brownout.pipeline import Pipeline
-from brownout.transport.base import CommitFailedError, Record, TopicPartitions, Transport
+from brownout.transport.base import CommitFailedError, Consumer, Record, TopicPartitions, Transport
 
 log = logging.getLogger("brownout.collector")
 
@@ -64,6 +65,9 @@ class Collector:
     regions
         The :class:`~brownout.endpoints.RegionMap` that gives spans without ``cloud.region`` one
         (by ``server.address``, else its default); None dead-letters them.
+    progress
+        Where the poll loop records its progress (read by ``/healthz``); a default
+        :class:`~brownout.collector.health.PollProgress` when None.
     """
 
     def __init__(self, transport: Transport, pipeline: Pipeline | None = None, *,
@@ -73,7 +77,8 @@ class Collector:
                  max_future_skew: float = 300.0, max_age: float = 7 * 86400.0,
                  on_decision: Iterable[DecisionHandler] = (), metrics: Any = None,
                  status_board: Any = None, status_interval: float = 1.0, state: Any = None,
-                 history: Any = None, keyed_topic: str | None = None, regions: RegionMap | None = None) -> None:
+                 history: Any = None, keyed_topic: str | None = None, regions: RegionMap | None = None,
+                 progress: PollProgress | None = None) -> None:
         self.transport = transport
         self.pipeline = pipeline or Pipeline()
         self.events_topic = events_topic
@@ -107,12 +112,14 @@ class Collector:
         self.catch_up_after = 30.0  # seconds behind the wall clock that count as a backlog
         self._batch_end: float | None = None  # newest event end in the batch being ingested
         self._owned: set[tuple[str, int]] | None = None  # partitions assigned (None: no listener)
+        self.progress = progress or PollProgress()
 
     @property
     def ready(self) -> bool:
         return self._ready
 
     async def start(self) -> None:
+        self.progress.restart()
         self._producer = self.transport.producer()
         await self._producer.start()
         topics = list(dict.fromkeys([self.events_topic, self.keyed_topic]))
@@ -168,6 +175,7 @@ class Collector:
                 except CommitFailedError as exc:
                     self.counts["commit_failed"] += 1
                     log.warning("commit failed, the group rebalanced (records will be read again): %s", exc)
+        self.progress.polled(len(records))
         self._publish_metrics()
         return len(records)
 
@@ -186,7 +194,8 @@ class Collector:
 
     # --- state handoff (a RebalanceListener) --------------------------------------------
     def _partition_for(self, key: Any) -> int | None:
-        return self._consumer.partition_of(self.keyed_topic, str(key).encode())
+        consumer: Consumer = self._consumer
+        return consumer.partition_of(self.keyed_topic, str(key).encode())
 
     async def on_revoked(self, partitions: TopicPartitions) -> None:
         """Save the state of the keys of ``partitions`` for their next owner, then drop it."""
@@ -206,6 +215,9 @@ class Collector:
     async def on_assigned(self, partitions: TopicPartitions) -> None:
         """Load the latest state of the keys of ``partitions`` (and their breakers' records)."""
         parts = {p for t, p in partitions if t == self.keyed_topic}
+        if partitions:
+            took = self.progress.assigned()
+            log.info("partitions %s assigned %.2f s after the collector started", sorted(partitions), took)
         if self.state is None:
             return
         async with self._lock:
@@ -221,6 +233,8 @@ class Collector:
                 log.exception("could not load state for partitions %s: those keys start fresh", sorted(parts))
                 return
             self.state.last_restore_seconds = time.monotonic() - t0
+            if self.metrics is not None:
+                self.metrics.restored(self.state.last_restore_seconds)
         log.info("partitions %s assigned: restored %d keys in %.2f s", sorted(parts), len(keys),
                  self.state.last_restore_seconds)
 
@@ -241,6 +255,7 @@ class Collector:
         if self.metrics is not None:
             for (topic, partition), n in lag.items():
                 self.metrics.lag(topic, partition, n)
+        self.progress.lagged(sum(lag.values()))
         return lag
 
     def _publish_metrics(self) -> None:
@@ -258,6 +273,14 @@ class Collector:
                     self.metrics.decode_error(label, delta)
                 elif kind == "rekeyed":
                     self.metrics.rekeyed(label, delta)
+                elif kind in ("state_load_failed", "state_save_failed"):
+                    self.metrics.state_error(kind.split("_")[1], delta)
+            if self.state is not None:
+                for name, n in self.state.counts.items():
+                    delta = n - self._exported["state:" + name]
+                    if delta:
+                        self._exported["state:" + name] = n
+                        self.metrics.state_record(name, delta)
             late = self.pipeline.late_events - self._exported["late"]
             if late > 0:
                 self._exported["late"] += late
@@ -344,7 +367,10 @@ class Collector:
         events: list[Event] = []
         rest: list[codec.Decoded] = []
         for item in items:
-            (events if isinstance(item, Event) and not self._out_of_range(item, now) else rest).append(item)
+            if isinstance(item, Event) and not self._out_of_range(item, now):
+                events.append(item)
+            else:
+                rest.append(item)
         if events:
             self.counts["rekeyed:records"] += 1
             self.counts["rekeyed:events"] += len(events)
@@ -371,7 +397,7 @@ def _fmt(x: float | None) -> str:
 
 def events_from_records(records: Iterable[Record], regions: RegionMap | None = None) -> list[Event]:
     """Decode records into valid events, dropping the rest (for tools and tests)."""
-    out = []
+    out: list[Event] = []
     for r in records:
         if r.value is None:
             continue

@@ -40,6 +40,16 @@ class KafkaSection:
     partitions: int = 6
     replication_factor: int = 1
     retention_hours: int = 24
+    # static group membership: a restarted member with the same id gets its partitions straight
+    # back, without a rebalance. None: the pod name (POD_NAME, else HOSTNAME) when running in
+    # Kubernetes, else none; "" turns it off
+    group_instance_id: str | None = None
+    # seconds before the group gives a silent member's partitions away (None: 30 with a
+    # group_instance_id, so a restart fits in it; 10 without)
+    session_timeout: float | None = None
+    # a clean stop (SIGTERM) leaves the group, so a rolling update moves partitions at once;
+    # false keeps a static member's partitions for its return (stable names: a StatefulSet)
+    leave_group_on_stop: bool = True
 
 
 @dataclass
@@ -57,6 +67,10 @@ class MetricsSection:
     host: str = "0.0.0.0"
     port: int = 9464
     max_keys: int = 2000
+    # OTLP/HTTP metrics endpoint (http://otelcol:4318/v1/metrics) the per-key figures are also
+    # pushed to, every otlp_interval seconds; None: Prometheus /metrics only
+    otlp_endpoint: str | None = None
+    otlp_interval: float = 15.0
 
 
 @dataclass
@@ -83,8 +97,19 @@ class StatusSection:
 
 
 @dataclass
+class HealthSection:
+    # seconds without a completed poll before /healthz answers 503 (the liveness probe restarts
+    # the pod): well above the poll timeout (0.5 s), a rebalance and the state restore after it
+    max_poll_gap: float = 120.0
+
+
+@dataclass
 class SigningSection:
-    key_file: str | None = None
+    key_file: str | None = None  # the key that signs (or env BROWNOUT_SIGNING_KEY)
+    key_id: str | None = None  # its id in the brownout-key-id header (None: derived from the key)
+    # keys still accepted when reading signed records back (snapshots, control records), by id:
+    # a key rotation keeps the old key here, so saved baselines are restored instead of re-warmed
+    previous_key_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,6 +121,7 @@ class Settings:
     signing: SigningSection = field(default_factory=SigningSection)
     state: StateSection = field(default_factory=StateSection)
     status: StatusSection = field(default_factory=StatusSection)
+    health: HealthSection = field(default_factory=HealthSection)
     group_id: str = "brownout-collector"
     rules_file: str | None = None
     batch_size: int = 2000
@@ -125,22 +151,78 @@ class Settings:
                 raise SettingsError(f"cannot read the secret file for {name.lower()}: {exc}") from None
         return None
 
+    def signing_keys(self, env: Mapping[str, str] | None = None) -> tuple[bytes | None, str | None, dict[str, bytes]]:
+        """The signing key and its id, and every key accepted when verifying, by id (the signing
+        key first, then ``signing.previous_key_files``); ``(None, None, {})`` without a key.
+
+        >>> import pathlib, tempfile
+        >>> old = pathlib.Path(tempfile.mkdtemp(), "old"); _ = old.write_text("key-A\\n")
+        >>> s = load_settings(env={"BROWNOUT_SIGNING_KEY": "key-B", "BROWNOUT_SIGNING_KEY_ID": "b",
+        ...                        "BROWNOUT_SIGNING_PREVIOUS_KEY_FILES": f"a={old}"})
+        >>> s.signing_keys({"BROWNOUT_SIGNING_KEY": "key-B"})
+        (b'key-B', 'b', {'b': b'key-B', 'a': b'key-A'})
+        """
+        env = os.environ if env is None else env
+        sg = self.signing
+        current = self.secret(env, "SIGNING_KEY", sg.key_file)
+        if not current:
+            if sg.previous_key_files:
+                raise SettingsError("signing.previous_key_files: set without a signing key (signing.key_file "
+                                    "or BROWNOUT_SIGNING_KEY)")
+            return None, None, {}
+        from brownout.breakers.record import default_key_id
+
+        key = current.encode()
+        key_id = sg.key_id or default_key_id(key)
+        keys = {key_id: key}
+        for kid, path in sg.previous_key_files.items():
+            try:
+                previous = Path(path).read_bytes().strip()
+            except OSError as exc:
+                raise SettingsError(f"signing.previous_key_files.{kid}: cannot read {path}: {exc.strerror}") from None
+            if not previous:
+                raise SettingsError(f"signing.previous_key_files.{kid}: {path} is empty")
+            if kid in keys and keys[kid] != previous:
+                raise SettingsError(f"signing.previous_key_files.{kid}: the id of the signing key names another key")
+            keys.setdefault(kid, previous)
+        return key, key_id, keys
+
+    def group_instance_id(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The static group member id: ``kafka.group_instance_id``, else the pod name in Kubernetes.
+
+        >>> s = Settings()
+        >>> s.group_instance_id({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "POD_NAME": "brownout-7d9f-x2k4q"})
+        'brownout-7d9f-x2k4q'
+        >>> s.group_instance_id({"HOSTNAME": "laptop"}) is None      # not in Kubernetes: dynamic membership
+        True
+        """
+        env = os.environ if env is None else env
+        configured = self.kafka.group_instance_id
+        if configured is not None:
+            return configured or None
+        if env.get("KUBERNETES_SERVICE_HOST"):
+            return env.get("POD_NAME") or env.get("HOSTNAME") or None
+        return None
+
     def kafka_settings(self, env: Mapping[str, str] | None = None) -> Any:
         from brownout.transport.kafka import KafkaSettings
 
         env = os.environ if env is None else env
         k = self.kafka
+        instance = self.group_instance_id(env)
+        session = k.session_timeout if k.session_timeout is not None else (30.0 if instance else 10.0)
         return KafkaSettings(
             bootstrap_servers=k.bootstrap_servers, security_protocol=k.security_protocol,
             sasl_mechanism=k.sasl_mechanism, sasl_username=k.sasl_username,
             sasl_password=self.secret(env, "KAFKA_SASL_PASSWORD", k.sasl_password_file),
             ssl_cafile=k.ssl_cafile, ssl_certfile=k.ssl_certfile, ssl_keyfile=k.ssl_keyfile,
-            client_id="brownout-collector")
+            client_id="brownout-collector", group_instance_id=instance,
+            session_timeout_ms=int(session * 1000), leave_group_on_stop=k.leave_group_on_stop)
 
 
 _SECTION_TYPES = {"kafka": KafkaSection, "topics": TopicsSection, "metrics": MetricsSection,
                   "notify": NotifySection, "signing": SigningSection, "state": StateSection,
-                  "status": StatusSection}
+                  "status": StatusSection, "health": HealthSection}
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -152,6 +234,8 @@ def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
         if "None" in annotation:
             return None
         raise SettingsError(f"{where}: must not be empty")
+    if annotation == "bool":
+        return _boolean(value, where)
     if "int" in annotation:
         if isinstance(value, bool):
             raise SettingsError(f"{where}: expected an integer, got {value!r}")
@@ -167,6 +251,17 @@ def _coerce(value: Any, default: Any, where: str, annotation: str) -> Any:
     if isinstance(value, (dict, list)):
         raise SettingsError(f"{where}: expected a string, got {type(value).__name__}")
     return str(value)
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise SettingsError(f"{where}: expected true or false, got {value!r}")
 
 
 def _mapping(value: Any, where: str) -> dict[str, str]:
@@ -204,7 +299,7 @@ def _apply(obj: Any, values: Mapping[str, Any], prefix: str, source: str) -> Non
 
 
 def _from_env(env: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     top = {f.name for f in dataclasses.fields(Settings)}
     for var, value in env.items():
         if not var.startswith("BROWNOUT_") or var == "BROWNOUT_CONFIG":
@@ -263,18 +358,34 @@ def _validate(s: Settings) -> None:
         raise SettingsError("kafka.sasl_mechanism: required when kafka.security_protocol is SASL_*")
     if not 0 < s.metrics.port < 65536:
         raise SettingsError(f"metrics.port: {s.metrics.port} is not a TCP port")
+    if s.kafka.session_timeout is not None and not 6 <= s.kafka.session_timeout <= 1800:
+        raise SettingsError(f"kafka.session_timeout: {s.kafka.session_timeout} is not 6..1800 seconds "
+                            "(the broker's group.min/max.session.timeout.ms by default)")
+    if s.kafka.group_instance_id and (len(s.kafka.group_instance_id) > 249
+                                      or not s.kafka.group_instance_id.isprintable()):
+        raise SettingsError(f"kafka.group_instance_id: {s.kafka.group_instance_id[:80]!r} is not a member id "
+                            "(printable, at most 249 characters)")
     if s.kafka.partitions < 1:
         raise SettingsError("kafka.partitions: must be at least 1")
     if s.state.interval <= 0:
         raise SettingsError("state.interval: must be positive")
     if s.state.max_per_poll < 1:
         raise SettingsError("state.max_per_poll: must be at least 1")
+    if not s.health.max_poll_gap > 0:
+        raise SettingsError(f"health.max_poll_gap: {s.health.max_poll_gap} must be positive (seconds)")
     if s.batch_size < 1:
         raise SettingsError("batch_size: must be at least 1")
     if s.status.history_minutes != 0 and not 2 <= s.status.history_minutes <= 7 * 24 * 60:
         raise SettingsError(f"status.history_minutes: {s.status.history_minutes} is not 0 (off) or 2..10080")
     if s.status.refresh < 0:
         raise SettingsError("status.refresh: must be >= 0 seconds (0: no reload)")
+    if s.metrics.otlp_endpoint == "":
+        s.metrics.otlp_endpoint = None
+    if s.metrics.otlp_endpoint is not None and not s.metrics.otlp_endpoint.startswith(("http://", "https://")):
+        raise SettingsError(f"metrics.otlp_endpoint: {s.metrics.otlp_endpoint!r} is not an http(s) URL "
+                            "(OTLP/HTTP, e.g. http://otelcol:4318/v1/metrics)")
+    if not 0.1 <= s.metrics.otlp_interval <= 3600:
+        raise SettingsError(f"metrics.otlp_interval: {s.metrics.otlp_interval} is not 0.1..3600 seconds")
     if s.notify.public_url is not None and not s.notify.public_url.startswith(("http://", "https://")):
         raise SettingsError(f"notify.public_url: {s.notify.public_url!r} is not an http(s) URL")
     if s.default_region == "":

@@ -40,7 +40,7 @@ class ErrorBreakerSettings(BreakerSettings):
             raise SettingError("short_windows", f"must all be <= window ({self.window:g})")
 
 
-class _Healthy(dict):  # type: ignore[type-arg]
+class _Healthy(dict[float, Verdict]):
     def __missing__(self, window: float) -> Verdict:
         v = self[window] = Verdict(False, True, None, window)
         return v

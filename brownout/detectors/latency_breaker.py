@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from brownout.detectors.base import QUIET, Detector, Verdict, steps
 from brownout.detectors.settings import (COUNT, QUANTILE, RATE, RATIO, SECONDS, SECONDS0, BreakerSettings, SettingError,
                                          Z, seconds_list, setting)
+from brownout.detectors.step import Signal
 from brownout.detectors.stats import NormalShare, WindowSums, count_at_least, wilson_lower_bound
 
 __all__ = ["LatencyBreaker", "LatencyBreakerSettings"]
@@ -149,7 +150,7 @@ class LatencyBreaker(Detector):
         """The latency that tripped it, in seconds like its baseline: the p95 of the last minute of
         that signal (the held trigger) or the median of the window that tripped (the fast one)."""
         ch, w = self.judged
-        sig = self.signals.get(ch.signal) if self.signals is not None else None
+        sig: Signal | None = self.signals.get(ch.signal) if self.signals is not None else None
         if sig is None:
             return None
         if w in self.fast:

@@ -162,7 +162,7 @@ class Settings:
             f = fields[name]
             sub = _nested(f)
             if sub is not None:
-                inner = getattr(base, f.name) if base is not None else f.default_factory()  # type: ignore[misc]
+                inner = getattr(base, f.name) if base is not None else f.default_factory()  # type: ignore[operator]  # nested settings always have a factory
                 try:
                     v = sub.from_mapping(v, inner)
                 except SettingError as exc:

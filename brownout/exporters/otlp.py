@@ -4,7 +4,8 @@ Observable gauges read a :class:`~brownout.exporters.prometheus.StatusSource` ea
 reader collects, with the key as OTel attributes (``gen_ai.provider.name``, ``cloud.region``,
 ``gen_ai.request.model``). By default an OTLP/HTTP exporter pushes every ``interval`` seconds to
 ``endpoint`` (or ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``); pass ``reader`` to use another one, such
-as the SDK's ``InMemoryMetricReader`` in tests.
+as the SDK's ``InMemoryMetricReader`` in tests. ``brownout collect`` starts one when
+``metrics.otlp_endpoint`` is set.
 
 >>> from types import SimpleNamespace
 >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -41,8 +42,12 @@ __all__ = ["OTLP_GAUGES", "OtlpKeyMetrics"]
 OTLP_GAUGES: tuple[tuple[str, str, str, str], ...] = (
     ("brownout.key.ttft.p50", "ttft_p50", "s", "Median time to first token over the last minute."),
     ("brownout.key.ttft.p50.baseline", "ttft_p50_baseline", "s", "Baseline of the median time to first token."),
-    ("brownout.key.latency.p95", "latency_p95", "s", "p95 request latency over the last 5 minutes."),
-    ("brownout.key.latency.p95.baseline", "latency_p95_baseline", "s", "Baseline of the p95 request latency."),
+    ("brownout.key.ttft.p95", "ttft_p95", "s", "p95 time to first token over the last minute."),
+    ("brownout.key.ttft.p95.baseline", "ttft_p95_baseline", "s", "Baseline of the p95 time to first token."),
+    ("brownout.key.latency_per_token.p95", "latency_p95", "s",
+     "p95 of request duration per output token over the last minute."),
+    ("brownout.key.latency_per_token.p95.baseline", "latency_p95_baseline", "s",
+     "Baseline of the p95 request duration per output token."),
     ("brownout.key.error.ratio", "error_rate", "1", "Share of requests that failed over the last minute."),
     ("brownout.key.capacity_error.ratio", "capacity_error_rate", "1", "Share failing for lack of capacity."),
     ("brownout.key.output_tokens.rate", "tokens_per_s", "{token}/s", "Median output tokens per second."),
@@ -51,6 +56,8 @@ OTLP_GAUGES: tuple[tuple[str, str, str, str], ...] = (
     ("brownout.key.itl.p95", "itl_p95", "s", "p95 inter-token latency."),
     ("brownout.key.goodput.ratio", "goodput", "1", "Share of requests done within their deadline."),
     ("brownout.key.requests", "requests", "{request}", "Requests completed over the last minute."),
+    ("brownout.key.stall_reports", "stalls", "{report}",
+     "Calls reported still waiting for a first token over the last minute."),
 )
 
 

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: What a probe callable returns: healthy or not, or ``(healthy, reason)``.
+Probe = bool | tuple[bool, str]
 KEY_LABELS = ("provider", "region", "model")
 #: ``brownout_breaker_state`` values (numeric, so ``changes()`` and ``max()`` work in PromQL).
 BREAKER_STATE_VALUES: Mapping[str, float] = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -240,6 +242,15 @@ class CollectorMetrics:
                                        "(e.g. from an OpenTelemetry Collector) whose events were republished keyed.", **kw)
         self.rekeyed_events = Counter("brownout_rekeyed_events", "Events republished keyed by provider/region/model, "
                                       "to be judged by the collector that owns the key.", **kw)
+        self.state_records = Counter(
+            "brownout_state_records", "Per-key state snapshots by outcome: saved, restored, restored_partly "
+            "(after a rule change), restored_breaker_only, rejected (the key started fresh; reason says why).",
+            ["outcome", "reason"], **kw)
+        self.state_errors = Counter("brownout_state_errors", "Reads (load) or writes (save) of the state topic that "
+                                    "failed: the keys started fresh, or were not saved.", ["operation"], **kw)
+        self.state_restore = Histogram(
+            "brownout_state_restore_seconds", "Time to restore the keys of newly assigned partitions (read the "
+            "state and control topics, install).", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), **kw)
 
     def event(self, outcome: str, n: int = 1) -> None:
         self.events.labels(outcome).inc(n)
@@ -263,6 +274,18 @@ class CollectorMetrics:
     def decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.kind, decision.state).inc()
 
+    def state_record(self, outcome: str, n: int = 1) -> None:
+        """Count snapshots by ``StateKeeper.counts`` name (``rejected:<reason>`` splits in two labels)."""
+        kind, _, reason = outcome.partition(":")
+        self.state_records.labels(kind, reason).inc(n)
+
+    def state_error(self, operation: str, n: int = 1) -> None:
+        self.state_errors.labels(operation).inc(n)
+
+    def restored(self, seconds: float) -> None:
+        if math.isfinite(seconds):
+            self.state_restore.observe(max(0.0, seconds))
+
     def rekeyed(self, unit: str, n: int = 1) -> None:
         """Count re-keyed ``records`` (unkeyed records read) or ``events`` (events republished)."""
         (self.rekeyed_records if unit == "records" else self.rekeyed_events).inc(n)
@@ -272,7 +295,9 @@ class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` over HTTP, in a daemon thread (stdlib only).
 
     ``port=0`` picks a free port (read it back from :attr:`port`). ``ready`` and ``healthy`` are
-    called per request; a false or raising callable answers 503. ``pages`` serves every other
+    called per request; a false or raising callable answers 503. Either may return
+    ``(ok, reason)`` instead of a bool: the reason is the body (the collector's ``healthy`` is
+    :meth:`PollProgress.check <brownout.collector.health.PollProgress.check>`). ``pages`` serves every other
     path it knows (the status page: :class:`brownout.status.StatusPage`'s ``handle``), returning
     ``(status, body, content type)`` or None for a 404.
 
@@ -288,7 +313,7 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY, *, host: str = "0.0.0.0", port: int = 9464,
-                 ready: Callable[[], bool] = lambda: True, healthy: Callable[[], bool] = lambda: True,
+                 ready: Callable[[], Probe] = lambda: True, healthy: Callable[[], Probe] = lambda: True,
                  pages: Callable[[str], tuple[int, bytes, str] | None] | None = None) -> None:
         self.registry = registry
         self.pages = pages
@@ -323,12 +348,17 @@ class MetricsServer:
         self._thread = None
 
 
-def _probe(check: Callable[[], bool]) -> bool:
+def _probe(check: Callable[[], Probe], good: str, bad: str) -> tuple[int, bytes]:
+    """The status and body of a probe: 200 or 503, and the reason when the check gives one."""
     try:
-        return bool(check())
-    except Exception:
+        result = check()
+    except Exception as exc:
         log.exception("probe raised")
-        return False
+        return 503, f"{bad}: the check raised {type(exc).__name__}\n".encode()
+    if isinstance(result, tuple):
+        ok, reason = bool(result[0]), str(result[1])
+        return (200 if ok else 503), (reason if ok else f"{bad}: {reason}").encode() + b"\n"
+    return (200, f"{good}\n".encode()) if result else (503, f"{bad}\n".encode())
 
 
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
@@ -356,11 +386,9 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self._send(200, body, content_type)
             elif path == "/healthz":
-                ok = _probe(server.healthy)
-                self._send(200 if ok else 503, b"ok\n" if ok else b"unhealthy\n")
+                self._send(*_probe(server.healthy, "ok", "unhealthy"))
             elif path == "/readyz":
-                ok = _probe(server.ready)
-                self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                self._send(*_probe(server.ready, "ready", "not ready"))
             else:
                 page = None
                 if server.pages is not None:

@@ -88,7 +88,10 @@ def configure(bootstrap_servers: str | None = None, topic: str = sc.TOPIC_EVENTS
     if transport is None and (bootstrap_servers or kafka):
         from brownout.transport.kafka import KafkaSettings, KafkaTransport
 
-        transport = KafkaTransport(kafka if kafka is not None else KafkaSettings(bootstrap_servers))
+        if kafka is None:
+            assert bootstrap_servers  # one of the two is set, by the test above
+            kafka = KafkaSettings(bootstrap_servers)
+        transport = KafkaTransport(kafka)
     elif transport is None and tracer_provider is None and os.environ.get("BROWNOUT_KAFKA_BOOTSTRAP_SERVERS"):
         from brownout.transport.kafka import KafkaTransport
 

@@ -27,7 +27,7 @@ _sink: list[Callable[[Any], None]] = [lambda obs: None]
 #: A finished non-streamed call, recorded at the least cost: (target, model, stream, t0, t1,
 #: result, reader). The exporter's thread builds the Observation and lets ``reader.response``
 #: read model, usage and finish reasons from ``result`` (never its content), then drops it.
-Done = tuple
+Done = tuple[Any, ...]
 
 #: Streamed calls that may still be waiting for their first content chunk, by ``id()``. Callers
 #: only add (one dict store); the exporter's thread scans them for stalls and removes the ones

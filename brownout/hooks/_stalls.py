@@ -45,7 +45,7 @@ AUTO = "auto"
 def check_stall_after(after: Any) -> float | str | None:
     """``"auto"``, None (off) or seconds in (0, 86400); 0 is off too. Else a ValueError naming it."""
     if after is None or after == AUTO:
-        return after
+        return None if after is None else AUTO
     if isinstance(after, bool) or not isinstance(after, (int, float)) or not math.isfinite(after) \
             or not 0 <= after < 86_400:
         raise ValueError(f"stall_after must be 'auto', None, 0 (off) or seconds in (0, 86400), got {after!r}")

@@ -103,7 +103,10 @@ class SyncStreamProxy:
         if obs.done:
             yield from self._stream
             return
-        append = obs.chunk_times.append
+        times = obs.chunk_times
+        if times is None:  # as Observation.chunk does: a stream it did not expect still gets its times
+            times = obs.chunk_times = []
+        append = times.append
         adapter = self._adapter
         prev2, prev, last = self._prev2, self._prev, self._last
         completed = False
@@ -191,7 +194,10 @@ class AsyncStreamProxy:
             async for item in self._stream:
                 yield item
             return
-        append = obs.chunk_times.append
+        times = obs.chunk_times
+        if times is None:  # as Observation.chunk does: a stream it did not expect still gets its times
+            times = obs.chunk_times = []
+        append = times.append
         adapter = self._adapter
         prev2, prev, last = self._prev2, self._prev, self._last
         completed = False

@@ -44,7 +44,8 @@ class MessagesAdapter:
     """Raw message stream events: ``content_block_delta`` is content; ``message_delta`` ends it."""
 
     def is_content(self, e: Any) -> bool:
-        return e.type == "content_block_delta"
+        kind: str = e.type
+        return kind == "content_block_delta"
 
     def note(self, obs: Observation, e: Any) -> None:
         if e.type == "message_start":
@@ -82,7 +83,8 @@ def _target(resource: Any) -> Target:
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:
-        return cached[1]
+        target: Target = cached[1]
+        return target
     name = type(client).__name__
     region, deadline = ANTHROPIC.settings(client)
     if region is None and name in _PROVIDERS:

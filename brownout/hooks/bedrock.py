@@ -135,7 +135,8 @@ def _target(client: Any) -> Target:
     url = meta.endpoint_url
     cached = client.__dict__.get("_brownout_target")
     if cached is not None and cached[0] == url:
-        return cached[1]
+        target: Target = cached[1]
+        return target
     region, deadline = BEDROCK.settings(client)
     if region is None and isinstance(meta.region_name, str) and meta.region_name:
         region = meta.region_name

@@ -79,7 +79,8 @@ def _target(resource: Any) -> Target:
     base = api._http_options.base_url
     cached = api.__dict__.get("_brownout_target")
     if cached is not None and cached[0] == base:
-        return cached[1]
+        target: Target = cached[1]
+        return target
     region, deadline = GENAI.settings(api)
     vertex = bool(api.vertexai)
     if region is None and vertex:

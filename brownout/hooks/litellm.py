@@ -60,7 +60,7 @@ def _ts(t: Any) -> float | None:
     return None
 
 
-class BrownoutLogger(CustomLogger):  # type: ignore[misc]
+class BrownoutLogger(CustomLogger):
     """LiteLLM callback: ``litellm.callbacks = [BrownoutLogger()]``.
 
     ``region`` names the region of every call; otherwise it comes from LiteLLM's
@@ -209,8 +209,9 @@ class BrownoutLogger(CustomLogger):  # type: ignore[misc]
                           target.server_address, target.server_port)
         obs.t0 = t0 - offset
         obs.t1 = (t1 if t1 is not None and t1 >= t0 else t0) - offset
-        lists = self._chunks.pop(kwargs.get("litellm_call_id"), None) if kwargs.get("litellm_call_id") else None
-        times = sorted(max(lists, key=len)) if lists else None
+        call_id = kwargs.get("litellm_call_id")
+        lists = self._chunks.pop(call_id, None) if call_id else None
+        times = sorted(lists[0] if len(lists[0]) >= len(lists[1]) else lists[1]) if lists else None
         if stream:
             first = _ts(kwargs.get("completion_start_time"))
             if first is not None and t0 <= first <= (t1 or first) and (times or first != t1):

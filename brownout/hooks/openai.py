@@ -113,7 +113,8 @@ def _target(resource: Any) -> Target:
     cached = client.__dict__.get("_brownout_target")
     base = client._base_url
     if cached is not None and cached[0] is base:
-        return cached[1]
+        target: Target = cached[1]
+        return target
     region, deadline = OPENAI.settings(client)
     provider = "azure.ai.openai" if type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI") else None
     target = target_from_url(base, "openai", region, provider, deadline)

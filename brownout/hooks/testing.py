@@ -127,6 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, self._message(plan, model))
         self._json(404, {"error": {"message": "no such path", "type": "not_found"}})
 
+    # --- content: the server's ``text``, or "hi" whole and t0, t1, ... streamed ------------------
+    def _whole(self) -> str:
+        return self.server.owner.text or "hi"
+
+    def _piece(self, i: int) -> str:
+        text = self.server.owner.text
+        if text is None:
+            return f"t{i}"
+        return text if i == 0 else ""
+
     # --- framing ------------------------------------------------------------------------------
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -175,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- OpenAI chat completions ---------------------------------------------------------------
     def _chat(self, plan: Plan, model: str) -> dict[str, Any]:
         return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self._whole()},
                              "finish_reason": plan.finish or "stop", "logprobs": None}],
                 "usage": {"prompt_tokens": plan.input_tokens, "completion_tokens": plan.chunks,
                           "total_tokens": plan.input_tokens + plan.chunks}}
@@ -189,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
             return out
 
         events: list[tuple[str | None, Any, bool]] = [(None, chunk({"role": "assistant", "content": ""}), False)]
-        events += [(None, chunk({"content": f"t{i}"}), True) for i in range(plan.chunks)]
+        events += [(None, chunk({"content": self._piece(i)}), True) for i in range(plan.chunks)]
         if plan.end_without_finish:
             return events
         events.append((None, chunk({}, plan.finish or "stop"), False))
@@ -206,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         done = status == "completed"
         return {"id": "resp_1", "object": "response", "created_at": 1, "status": status, "model": model,
                 "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
-                            "content": [{"type": "output_text", "text": "hi", "annotations": []}]}] if done else [],
+                            "content": [{"type": "output_text", "text": self._whole(), "annotations": []}]}] if done else [],
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
                 "incomplete_details": None,
                 "usage": {"input_tokens": plan.input_tokens, "output_tokens": plan.chunks,
@@ -217,18 +227,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _responses_events(self, plan: Plan, model: str) -> list[tuple[str | None, Any, bool]]:
         seq = iter(range(10_000))
 
-        def ev(kind: str, **fields: Any) -> tuple[str, Any, bool]:
+        def ev(kind: str, **fields: Any) -> Item:
             return kind, {"type": kind, "sequence_number": next(seq), **fields}, kind.endswith(".delta")
 
-        text = "".join(f"t{i}" for i in range(plan.chunks))
+        text = "".join(self._piece(i) for i in range(plan.chunks))
         item = {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}
         part = {"type": "output_text", "text": "", "annotations": []}
-        events = [ev("response.created", response=self._response(plan, model, "in_progress")),
+        events: list[Item] = [ev("response.created", response=self._response(plan, model, "in_progress")),
                   ev("response.in_progress", response=self._response(plan, model, "in_progress")),
                   ev("response.output_item.added", output_index=0, item=item),
                   ev("response.content_part.added", item_id="msg_1", output_index=0, content_index=0, part=part)]
         events += [ev("response.output_text.delta", item_id="msg_1", output_index=0, content_index=0,
-                      delta=f"t{i}", logprobs=[]) for i in range(plan.chunks)]
+                      delta=self._piece(i), logprobs=[]) for i in range(plan.chunks)]
         if plan.end_without_finish:
             return events
         done_part = {**part, "text": text}
@@ -245,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- Anthropic messages -----------------------------------------------------------------------
     def _message(self, plan: Plan, model: str) -> dict[str, Any]:
         return {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": "hi"}], "stop_reason": plan.finish or "end_turn",
+                "content": [{"type": "text", "text": self._whole()}], "stop_reason": plan.finish or "end_turn",
                 "stop_sequence": None,
                 "usage": {"input_tokens": plan.input_tokens, "output_tokens": plan.chunks,
                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
@@ -261,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("ping", {"type": "ping"}, False),
         ]
         events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                            "delta": {"type": "text_delta", "text": f"t{i}"}}, True)
+                                            "delta": {"type": "text_delta", "text": self._piece(i)}}, True)
                    for i in range(plan.chunks)]
         if plan.end_without_finish:
             return events
@@ -282,9 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
                                                       "status": _GOOGLE_STATUS.get(plan.status, "UNKNOWN")}})
         model = path.rsplit("models/", 1)[-1].split(":", 1)[0] + plan.model_suffix
         if ":streamGenerateContent" not in path:
-            return self._json(200, self._gemini_response(plan, model, [f"t{i}" for i in range(plan.chunks)], True))
+            return self._json(200, self._gemini_response(plan, model, [self._piece(i) for i in range(plan.chunks)], True))
         # As the API does: usage on every chunk, the finish reason with the last text.
-        events: list[Item] = [(None, self._gemini_response(plan, model, [f"t{i}"], i == plan.chunks - 1
+        events: list[Item] = [(None, self._gemini_response(plan, model, [self._piece(i)], i == plan.chunks - 1
                                                            and not plan.end_without_finish, i + 1), True)
                               for i in range(plan.chunks)]
         self._sse(plan, events)
@@ -309,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"inputTokens": plan.input_tokens, "outputTokens": plan.chunks,
                  "totalTokens": plan.input_tokens + plan.chunks}
         if op == "converse":
-            return self._json(200, {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+            return self._json(200, {"output": {"message": {"role": "assistant", "content": [{"text": self._whole()}]}},
                                     "stopReason": finish, "usage": usage, "metrics": {"latencyMs": 5}})
         if op == "invoke":
             return self._json(200, self._message(plan, model_id), {
@@ -317,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "x-amzn-bedrock-output-token-count": str(plan.chunks), "x-amzn-bedrock-invocation-latency": "5"})
         if op == "converse-stream":
             events: list[Item] = [("messageStart", {"role": "assistant", "p": "a"}, False)]
-            events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": f"t{i}"}, "p": "a"}, True)
+            events += [("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": self._piece(i)}, "p": "a"}, True)
                        for i in range(plan.chunks)]
             if not plan.end_without_finish:
                 events += [("contentBlockStop", {"contentBlockIndex": 0, "p": "a"}, False),
@@ -346,22 +356,29 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeLLMServer:
-    """The server on a free loopback port, in a thread.
+    """The server on a free port of ``host`` (loopback), in a thread.
 
-    >>> with FakeLLMServer() as s:
-    ...     s.url.startswith("http://127.0.0.1:")
-    True
+    ``text`` is what every answer says (streamed: all in the first chunk), so a test can tell which
+    server answered; by default "hi" whole and ``t0``, ``t1``, ... streamed. ``hits`` counts the
+    requests. ``default`` answers every request no :meth:`plan` is queued for: set
+    ``server.default = Plan(status=503)`` to make it fail until set back.
+
+    >>> with FakeLLMServer(text="east") as s:
+    ...     s.url.startswith("http://127.0.0.1:"), s.api_base.endswith("/v1"), s.hits
+    (True, True, 0)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", *, text: str | None = None) -> None:
         self._plans: deque[Plan] = deque()
         self.default = Plan()
+        self.text = text
+        self.hits = 0
         self.requests: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server((host, 0), _Handler)
         self._httpd.owner = self
         self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._thread.start()
@@ -370,14 +387,21 @@ class FakeLLMServer:
         with self._lock:
             self._plans.extend(plans)
 
+    @property
+    def api_base(self) -> str:
+        """The OpenAI-style base URL (``.../v1``), as LiteLLM and the SDKs take it."""
+        return f"{self.url}/v1"
+
     def take(self, path: str, body: dict[str, Any]) -> Plan:
         with self._lock:
+            self.hits += 1
             self.requests.append((path, body))
             return self._plans.popleft() if self._plans else self.default
 
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._thread.join(5)
 
     def __enter__(self) -> "FakeLLMServer":
         return self

@@ -72,8 +72,8 @@ def parse_rules(text: str, source: str | None = "<string>") -> RuleSet:
         if name not in RULES:
             raise fail(f"rules.{name}", f"unknown rule; valid rules are: {', '.join(RULES)}")
     rules: dict[str, Settings] = {}
-    for name, cls in RULES.items():
-        rules[name] = _settings(cls.Settings, user_rules.get(name), (defaults.get("rules") or {}).get(name),
+    for name, detector in RULES.items():
+        rules[name] = _settings(detector.Settings, user_rules.get(name), (defaults.get("rules") or {}).get(name),
                                 f"rules.{name}", fail)
 
     overrides = []
@@ -93,7 +93,7 @@ def parse_rules(text: str, source: str | None = "<string>") -> RuleSet:
 
 def _settings(cls: type[Settings], user: Any, default: Any, path: str, fail: Any) -> Settings:
     """The class defaults, then the default pack's values, then the file's; errors name the field."""
-    for part, where in ((default, "default.yaml"), (user, path)):
+    for part in (default, user):
         if part is not None and not isinstance(part, dict):
             raise fail(path, f"must be a mapping of settings, got {part!r}")
     try:

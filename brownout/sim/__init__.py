@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,9 +30,10 @@ __all__ = ["Traffic", "Incident", "Simulator", "calibration", "diurnal"]
 
 
 @lru_cache(maxsize=1)
-def calibration() -> dict:
+def calibration() -> dict[str, Any]:
     """The quantile tables shipped with the package."""
-    return json.loads(resources.files("brownout.sim").joinpath("calibration.json").read_text())
+    tables: dict[str, Any] = json.loads(resources.files("brownout.sim").joinpath("calibration.json").read_text())
+    return tables
 
 
 def diurnal(amplitude: float = 0.6, peak_hour: float = 15.0) -> Callable[[float], float]:

@@ -87,7 +87,8 @@ class _Ring:
             self.values[i] = np.nan
         if minute > self.last:
             self.last = minute
-        return self.values[i]
+        row: np.ndarray = self.values[i]
+        return row
 
 
 class HistoryRecorder:

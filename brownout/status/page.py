@@ -68,7 +68,7 @@ def key_state(status: Any, breaker: str | None) -> str:
     """
     if breaker in ("open", "half_open"):
         return "open"
-    if status is not None and getattr(status, "firing", ()):
+    if status is not None and bool(getattr(status, "firing", None)):
         return "degraded"
     if status is None or getattr(status, "warming", True):
         return "warming"
@@ -180,7 +180,9 @@ class StatusPage:
         out = []
         for key in set(status) | set(breakers):
             st = status.get(key)
-            g = (lambda n, st=st: _num(getattr(st, n, None)) if st is not None else None)
+
+            def g(name: str, st: Any = st) -> float | None:
+                return _num(getattr(st, name, None))  # None for a key with no status yet
             requests = g("requests")
             out.append({
                 "key": key, "state": key_state(st, breakers.get(key)), "breaker": breakers.get(key, "closed"),
@@ -205,7 +207,7 @@ class StatusPage:
     # --- pages -------------------------------------------------------------------------
     def render_index(self) -> str:
         rows = self.rows()
-        counts = {s: 0 for s in STATES}
+        counts = dict.fromkeys(STATES, 0)
         for r in rows:
             counts[r["state"]] += 1
         end = self.history.last_minute if self.history is not None else None
@@ -380,9 +382,9 @@ def key_charts(key: Key, t: np.ndarray, s: Mapping[str, np.ndarray], decisions: 
         other = np.clip(s["error_rate"] - np.nan_to_num(s["capacity_error_rate"]), 0, None)
         err_layer = svg.Stack(["capacity errors", "other errors"], [s["capacity_error_rate"], other],
                               colors=(svg.COLORS["errors"], "#7f7f7f"))
-    err_layers = [err_layer, svg.Threshold(f"alert {err_fire:.0%}", err_fire, svg.COLORS["firing"]),
+    err_layers: list[Any] = [err_layer, svg.Threshold(f"alert {err_fire:.0%}", err_fire, svg.COLORS["firing"]),
                   svg.Threshold(f"breaker {brk_rate:.0%}", brk_rate, svg.COLORS["open"])]
-    tok_layers = [svg.Band("baseline band (alert to baseline)", s["tokens_per_s_baseline"] * tp_fire,
+    tok_layers: list[Any] = [svg.Band("baseline band (alert to baseline)", s["tokens_per_s_baseline"] * tp_fire,
                            s["tokens_per_s_baseline"]),
                   svg.Line("tokens/s baseline", s["tokens_per_s_baseline"], svg.COLORS["baseline"], dash="4 3",
                            width=1.2),

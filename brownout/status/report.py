@@ -111,8 +111,9 @@ def minute_series(events: Iterable[Event]) -> dict[Key, KeyMinutes]:
         span = np.arange(lo, hi + 1, dtype=np.int64)
         size = len(span)
         codes = sorted({c for a in minutes.values() for c in a.codes})
+        ttft_p50, ttft_p95, latency_p95, tokens_per_s = (np.full(size, np.nan) for _ in range(4))
         km = KeyMinutes(span, np.zeros(size), {c: np.zeros(size) for c in codes},
-                        *(np.full(size, np.nan) for _ in range(4)), np.zeros(size))
+                        ttft_p50, ttft_p95, latency_p95, tokens_per_s, np.zeros(size))
         for m, a in minutes.items():
             i = m - lo
             km.requests[i] = a.n

@@ -1,6 +1,8 @@
 """Transports: topics of keyed records. ``MemoryTransport`` (one process) and
 ``KafkaTransport`` (aiokafka, imported lazily so the hooks never load it)."""
 
+from typing import Any
+
 from brownout.transport.base import (Consumer, DeliveryError, Producer, Record, TopicSpec, Transport,
                                      caught_up, default_topics)
 from brownout.transport.memory import MemoryTransport
@@ -9,7 +11,7 @@ __all__ = ["Consumer", "DeliveryError", "KafkaSettings", "KafkaTransport", "Memo
            "Record", "TopicSpec", "Transport", "caught_up", "default_topics"]
 
 
-def __getattr__(name: str):  # lazy: aiokafka is heavy and the hooks must not load it
+def __getattr__(name: str) -> Any:  # lazy: aiokafka is heavy and the hooks must not load it
     if name in ("KafkaTransport", "KafkaSettings"):
         from brownout.transport import kafka
 

@@ -32,6 +32,11 @@ class KafkaSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     client_id: str = "brownout"
+    # consumer-group membership (group consumers only): a static member id, the session timeout,
+    # and whether a clean stop of a static member leaves the group
+    group_instance_id: str | None = None
+    session_timeout_ms: int | None = None
+    leave_group_on_stop: bool = True
 
     def __repr__(self) -> str:  # never print the password
         return (f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, "
@@ -161,9 +166,12 @@ class KafkaConsumer:
         kw.update(group_id=group_id, enable_auto_commit=False,
                   auto_offset_reset="earliest" if from_beginning else "latest",
                   max_partition_fetch_bytes=4 * 1024 * 1024)
+        if group_id is not None:
+            kw.update(_membership(settings))
         kw.update(overrides)
         self._topics = topics
         self._group_id = group_id
+        self._leave_on_stop = settings.leave_group_on_stop
         if listener is None or group_id is None:
             self._c = AIOKafkaConsumer(*topics, **kw)
         else:
@@ -200,7 +208,8 @@ class KafkaConsumer:
         parts = self._c.partitions_for_topic(topic)
         if not parts:
             return None
-        return (murmur2(key) & 0x7FFFFFFF) % len(parts)  # the producers' default partitioner
+        hashed: int = murmur2(key)
+        return (hashed & 0x7FFFFFFF) % len(parts)  # the producers' default partitioner
 
     async def _partitions(self) -> list[Any]:
         from aiokafka import TopicPartition
@@ -228,7 +237,24 @@ class KafkaConsumer:
         return out
 
     async def stop(self) -> None:
+        coordinator: Any = getattr(self._c, "_coordinator", None)
+        if self._leave_on_stop and getattr(coordinator, "_group_instance_id", None) is not None:
+            # aiokafka never sends LeaveGroup for a static member; a clean stop (a rolling update,
+            # whose new pods get new names) should hand the partitions over at once, not after
+            # the session timeout, so leave by member id as a dynamic member does
+            coordinator._group_instance_id = None
         await self._c.stop()
+
+
+def _membership(settings: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's group settings: static membership and a session timeout with its heartbeat."""
+    kw: dict[str, Any] = {}
+    if settings.group_instance_id:
+        kw["group_instance_id"] = settings.group_instance_id
+    if settings.session_timeout_ms:
+        kw["session_timeout_ms"] = settings.session_timeout_ms
+        kw["heartbeat_interval_ms"] = min(3000, settings.session_timeout_ms // 3)
+    return kw
 
 
 def _Listener(listener: RebalanceListener) -> Any:

@@ -126,7 +126,7 @@ def test_every_key_opens_on_its_own_trip_a_single_key_model_included():
     assert sorted(states(book.advance(10.0))) == [(k, "open", "tripped") for k in sorted((A, B, C, D))]
     assert book.states() == {A: "open", B: "open", C: "open", D: "open"}
     recs = {r.key: r for r in book.records(10.0)}
-    assert {k: (r.state, r.reason) for k, r in recs.items()} == {k: ("open", "tripped") for k in (A, B, C, D)}
+    assert {k: (r.state, r.reason) for k, r in recs.items()} == dict.fromkeys((A, B, C, D), ("open", "tripped"))
 
 
 def test_trips_right_after_a_close_are_ignored_then_rearm_with_a_longer_cooldown():

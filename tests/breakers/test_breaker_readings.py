@@ -18,7 +18,7 @@ B = Key("openai", "westus", "gpt-4o")
 def test_a_closed_key_with_readings_gets_a_record_each_heartbeat_with_fresh_values():
     book = BreakerBook(BreakerConfig(heartbeat_interval=10.0, record_ttl=30.0))
     book.update_readings({A: {"ttft_p50": 0.4, "ttft_p50_baseline": 0.3}, B: {"ttft_p50": None}})
-    first = [r for t in range(0, 11) for r in book.records(float(t))]
+    first = [r for t in range(11) for r in book.records(float(t))]
     assert [(r.key, r.state, r.seq, r.reason) for r in first] == [(A, "closed", 0, None)]  # B knows nothing
     assert first[0].readings == Readings(ttft_p50=0.4, ttft_p50_baseline=0.3)
     book.update_readings({A: {"ttft_p50": 0.5, "ttft_p50_baseline": 0.3}})
@@ -44,7 +44,7 @@ def test_ten_thousand_keys_heartbeat_spread_over_the_interval():
     book.update_readings({k: {"ttft_p50": 0.5} for k in keys})
     per_second: Counter[int] = Counter()
     issued: dict[Key, list[float]] = {}
-    for t in range(0, 41):
+    for t in range(41):
         recs = book.records(float(t))
         per_second[t] = len(recs)
         for r in recs:

@@ -13,8 +13,8 @@ KEY = Key("openai", "eastus", "gpt-4o")
 
 
 def record(**kw):
-    base = dict(key=KEY, state="open", since=100.0, until=130.0, reason="tripped", rule="error_breaker",
-                observed=0.4, baseline=0.01, probe_fraction=0.1, seq=3, issued_at=100.0, expires_at=130.0)
+    base = {"key": KEY, "state": "open", "since": 100.0, "until": 130.0, "reason": "tripped", "rule": "error_breaker",
+            "observed": 0.4, "baseline": 0.01, "probe_fraction": 0.1, "seq": 3, "issued_at": 100.0, "expires_at": 130.0}
     base.update(kw)
     return ControlRecord(**base)
 

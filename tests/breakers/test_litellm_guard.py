@@ -274,6 +274,11 @@ async def test_telemetry_callbacks_are_forwarded_and_learn_the_guards_key(server
                 self.calls.append((response_obj.choices[0].message.content, guard.key_for_call(kwargs)))
 
     ours = {east.api_base.rstrip("/"), west.api_base.rstrip("/")}
+    # earlier tests' calls may still have success callbacks queued in litellm's logging worker; run
+    # them now, while no callback is registered, or they reach this recorder (a "mini" answer)
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    await GLOBAL_LOGGING_WORKER.flush()
     recorder = Recorder()
     board = AsyncBreakerBoard(MemoryTransport(), clock=Clock(), registry=CollectorRegistry(), poll_timeout=0.05)
     await board.start(timeout=5.0)

@@ -103,3 +103,81 @@ def test_a_keyed_topic_is_created_like_the_events_topic():
     assert specs["brownout.keyed"].partitions == specs["brownout.events"].partitions
     assert specs["brownout.keyed"].config == specs["brownout.events"].config
     assert len(topic_specs(load_settings(env={}))) == 4
+
+
+K8S = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_NAME": "brownout-0", "HOSTNAME": "host-0"}
+
+
+@pytest.mark.parametrize("env,configured,want_id,want_session_ms", [
+    ({}, None, None, 10000),                                          # not in Kubernetes: dynamic
+    (K8S, None, "brownout-0", 30000),                                 # the pod name, a longer session
+    ({**K8S, "POD_NAME": ""}, None, "host-0", 30000),                 # no downward API: the host name
+    (K8S, "", None, 10000),                                           # "" turns it off
+    ({}, "collector-a", "collector-a", 30000),                        # set by hand anywhere
+])
+def test_group_instance_id_comes_from_the_pod_name_in_kubernetes(env, configured, want_id, want_session_ms):
+    overrides = {"kafka.group_instance_id": configured} if configured is not None else {}
+    kafka = load_settings(env={}, overrides=overrides).kafka_settings({**env, "BROWNOUT_X": "1"})
+    assert (kafka.group_instance_id, kafka.session_timeout_ms) == (want_id, want_session_ms)
+
+
+def test_membership_settings_from_the_environment_reach_the_consumer():
+    s = load_settings(env={"BROWNOUT_KAFKA_GROUP_INSTANCE_ID": "c-1", "BROWNOUT_KAFKA_SESSION_TIMEOUT": "45",
+                           "BROWNOUT_KAFKA_LEAVE_GROUP_ON_STOP": "false"})
+    kafka = s.kafka_settings({})
+    assert (kafka.group_instance_id, kafka.session_timeout_ms, kafka.leave_group_on_stop) == ("c-1", 45000, False)
+    from brownout.transport.kafka import _membership
+
+    assert _membership(kafka) == {"group_instance_id": "c-1", "session_timeout_ms": 45000,
+                                  "heartbeat_interval_ms": 3000}
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"BROWNOUT_KAFKA_SESSION_TIMEOUT": "2"}, "kafka.session_timeout: 2.0 is not 6..1800 seconds"),
+    ({"BROWNOUT_KAFKA_LEAVE_GROUP_ON_STOP": "maybe"}, "kafka.leave_group_on_stop (from BROWNOUT_KAFKA_LEAVE_GROUP_ON_STOP): "
+                                                      "expected true or false, got 'maybe'"),
+    ({"BROWNOUT_KAFKA_GROUP_INSTANCE_ID": "a\tb"}, "kafka.group_instance_id: 'a\\\\tb' is not a member id"),
+])
+def test_bad_membership_settings_name_the_field(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_settings(env=env)
+
+
+def test_previous_signing_keys_come_by_id_from_files(tmp_path):
+    old = tmp_path / "old.key"
+    old.write_text("key-A\n")
+    s = load_settings(write(tmp_path, f"signing:\n  key_id: b\n  previous_key_files: {{a: {old}}}\n"),
+                      env={"BROWNOUT_SIGNING_KEY": "key-B"})
+    assert s.signing_keys({"BROWNOUT_SIGNING_KEY": "key-B"}) == (b"key-B", "b", {"b": b"key-B", "a": b"key-A"})
+    assert load_settings(env={}).signing_keys({}) == (None, None, {})
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", r"signing.previous_key_files.a: cannot read .*missing.key: No such file"),
+    ("empty", r"signing.previous_key_files.a: .*empty.key is empty"),
+    ("no_current", r"signing.previous_key_files: set without a signing key"),
+    ("same_id", r"signing.previous_key_files.b: the id of the signing key names another key"),
+])
+def test_bad_key_ring_names_the_key(tmp_path, case, message):
+    (tmp_path / "empty.key").write_text("\n")
+    (tmp_path / "a.key").write_text("key-A\n")
+    files = {"missing": {"a": tmp_path / "missing.key"}, "empty": {"a": tmp_path / "empty.key"},
+             "no_current": {"a": tmp_path / "a.key"}, "same_id": {"b": tmp_path / "a.key"}}[case]
+    env = {} if case == "no_current" else {"BROWNOUT_SIGNING_KEY": "key-B", "BROWNOUT_SIGNING_KEY_ID": "b"}
+    s = load_settings(env=env, overrides={"signing.previous_key_files": {k: str(v) for k, v in files.items()}})
+    with pytest.raises(SettingsError, match=message):
+        s.signing_keys(env)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"BROWNOUT_METRICS_OTLP_ENDPOINT": "otelcol:4318"}, "metrics.otlp_endpoint: 'otelcol:4318' is not an http(s) URL"),
+    ({"BROWNOUT_METRICS_OTLP_INTERVAL": "0"}, "metrics.otlp_interval: 0.0 is not 0.1..3600 seconds"),
+    ({"BROWNOUT_HEALTH_MAX_POLL_GAP": "0"}, "health.max_poll_gap: 0.0 must be positive"),
+])
+def test_bad_metrics_and_health_settings_name_the_field(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        load_settings(env=env)
+
+
+def test_an_empty_otlp_endpoint_is_off():
+    assert load_settings(env={"BROWNOUT_METRICS_OTLP_ENDPOINT": ""}).metrics.otlp_endpoint is None

@@ -22,6 +22,7 @@ def status(i: int) -> SimpleNamespace:
     return SimpleNamespace(requests=10 * i, error_rate=0.01 * i, capacity_error_rate=0.0, ttft_p50=0.1 * (i + 1),
                            ttft_p50_baseline=0.3, latency_p95=2.0, latency_p95_baseline=None, tokens_per_s=50.0,
                            tokens_per_s_baseline=60.0, itl_p95=0.02, goodput=0.99, warming=False,
+                           ttft_p95=0.2 * (i + 1), ttft_p95_baseline=0.6 if i else None, stalls=i,
                            firing=("ttft_drift",) if i == 0 else ())
 
 
@@ -112,3 +113,9 @@ def test_pushes_over_otlp_http_to_a_receiver() -> None:
     assert point.as_double == pytest.approx(0.1)
     service = {a.key: a.value.string_value for a in requests[0].resource_metrics[0].resource.attributes}
     assert service["service.name"] == "brownout-collector"
+
+
+def test_every_prometheus_key_figure_is_exported_over_otlp_too() -> None:
+    from brownout.exporters.prometheus import KEY_GAUGES
+
+    assert {attr for _, attr, _ in KEY_GAUGES} == {attr for _, attr, _, _ in OTLP_GAUGES}

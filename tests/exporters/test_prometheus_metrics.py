@@ -14,8 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from exporters_support import need_binary
-
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "brownout-rules.yaml"
 from prometheus_client import CollectorRegistry
 
 from brownout.exporters.prometheus import (
@@ -27,6 +25,8 @@ from brownout.exporters.prometheus import (
     StatusBoard,
 )
 from brownout.model import Decision, Key
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "brownout-rules.yaml"
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,13 @@ def served_metric_names() -> set[str]:
     board.update({k: everything}, {k: "open"})
     reg.register(KeyStatusCollector(board))
     m = CollectorMetrics(reg)
-    m.event("accepted"); m.decode_error("x"); m.late(); m.lag("t", 0, 1); m.delay(1.0)
-    m.notification("slack", "delivered"); m.decision(Decision(0.0, "alert", "x", k, "firing"))
+    m.event("accepted")
+    m.decode_error("x")
+    m.late()
+    m.lag("t", 0, 1)
+    m.delay(1.0)
+    m.notification("slack", "delivered")
+    m.decision(Decision(0.0, "alert", "x", k, "firing"))
     from prometheus_client import generate_latest
 
     names = set()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from helm_support import CHART, Rendered, merged_values
 
@@ -34,6 +35,9 @@ def test_rendered_config_loads_with_the_collector_settings(render: Any, ci_value
     assert settings.topics.dead_letter == values["topics"]["deadLetter"]
     assert settings.metrics.port == values["metrics"]["port"]
     assert (settings.rules_file is not None) == bool(values["rules"])
+    assert settings.health.max_poll_gap == values["collector"]["maxPollGapSeconds"]
+    assert settings.metrics.otlp_endpoint == (values["metrics"]["otlpEndpoint"] or None)
+    assert settings.metrics.otlp_interval == values["metrics"]["otlpIntervalSeconds"]
 
 
 def test_region_and_keyed_topic_values_reach_the_collector_settings(render: Any, tmp_path: Path) -> None:
@@ -53,7 +57,7 @@ def test_config_paths_point_inside_the_mounted_config_map(render: Any) -> None:
     config = rendered.config()
     (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "config")
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     data = rendered.collector_config_map()["data"]
     assert Path(env["BROWNOUT_CONFIG"]).parent == Path(mount) and Path(env["BROWNOUT_CONFIG"]).name in data
     assert Path(config["rules_file"]).parent == Path(mount) and Path(config["rules_file"]).name in data
@@ -104,3 +108,46 @@ def test_extra_env_reaches_the_collector_and_the_job(render: Any) -> None:
     for where, spec in rendered.pod_specs():
         env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
         assert env["BROWNOUT_BATCH_SIZE"] == "500", where
+
+
+def test_static_membership_names_each_pod_and_can_be_turned_off(render: Any, tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("brownout.collector.settings")
+    rendered = render(None)
+    (container,) = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    in_pod = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "POD_NAME": "brownout-5f7c9-x2k4q", "HOSTNAME": "other"}
+    static = settings_mod.load_settings(str(_write_config_map(rendered, tmp_path)["config.yaml"]), env={})
+    kafka = static.kafka_settings(in_pod)
+    assert (kafka.group_instance_id, kafka.session_timeout_ms) == ("brownout-5f7c9-x2k4q", 30000)
+    off = render(None, "kafka.staticMembership=false", "kafka.sessionTimeoutSeconds=10")
+    dynamic = settings_mod.load_settings(str(_write_config_map(off, tmp_path)["config.yaml"]), env={})
+    kafka = dynamic.kafka_settings(in_pod)
+    assert (kafka.group_instance_id, kafka.session_timeout_ms) == (None, 10000)
+
+
+def test_previous_signing_keys_are_mounted_and_reach_the_key_ring(render: Any, tmp_path: Path) -> None:
+    settings_mod = pytest.importorskip("brownout.collector.settings")
+    rendered = render(None, "signing.existingSecret=brownout-signing", "signing.key=current",
+                      "signing.previousKeys={old,older}")
+    spec = rendered.one("Deployment")["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "signing"]
+    assert volume["secret"]["items"] == [{"key": "current", "path": "key"}, {"key": "old", "path": "previous-old"},
+                                         {"key": "older", "path": "previous-older"}]
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "signing"]
+    # the Secret as the pod sees it, under the mount path
+    root = tmp_path / "pod"
+    secret_dir = root / mount["mountPath"].lstrip("/")
+    secret_dir.mkdir(parents=True)
+    for item, text in zip(volume["secret"]["items"], ("key-C", "key-B", "key-A"), strict=True):
+        (secret_dir / item["path"]).write_text(text + "\n")
+    config = rendered.config()
+    config["signing"]["key_file"] = str(root / config["signing"]["key_file"].lstrip("/"))
+    config["signing"]["previous_key_files"] = {k: str(root / v.lstrip("/"))
+                                               for k, v in config["signing"]["previous_key_files"].items()}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    settings = settings_mod.load_settings(str(tmp_path / "config.yaml"), env={})
+    key, _, ring = settings.signing_keys({})
+    assert key == b"key-C" and list(ring.values()) == [b"key-C", b"key-B", b"key-A"]
+    assert list(ring)[1:] == ["old", "older"]
+    assert render(None).config()["signing"]["previous_key_files"] == {}

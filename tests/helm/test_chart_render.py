@@ -81,6 +81,8 @@ def test_collector_probes_and_ports_match_the_config(render: Any, ci_values: Pat
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == config["metrics"]["port"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    # /healthz fails on a hung poll loop: the gap covers a rebalance and a state restore (30 s each at most)
+    assert config["health"]["max_poll_gap"] >= 60
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     service = rendered.one("Service")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["metrics"]
@@ -157,7 +159,8 @@ def test_secrets_are_only_referenced_never_rendered(render: Any, ci_values: Path
         (container,) = spec["containers"]
         mounted = [m["mountPath"] for m in container["volumeMounts"]]
         env = {e["name"]: e for e in container["env"]}
-        assert all("valueFrom" not in e for e in env.values()), "secrets are files, not env values"
+        assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in env.values()), \
+            "secrets are files, not env values"
         if values["kafka"]["sasl"]["existingSecret"]:
             path = env["BROWNOUT_KAFKA_SASL_PASSWORD_FILE"]["value"]
             assert any(path.startswith(m + "/") for m in mounted), where

@@ -96,7 +96,7 @@ def family(series: str) -> str:
 
 def test_dashboard_metrics_are_ones_the_exporter_defines() -> None:
     exported = exported_metrics()
-    used = {m for m in METRIC.findall(DASHBOARD.read_text())}
+    used = set(METRIC.findall(DASHBOARD.read_text()))
     unknown = sorted(m for m in used if m not in exported and family(m) not in exported)
     assert not unknown, f"the dashboard uses metrics the exporter does not define: {unknown}"
 
@@ -135,5 +135,5 @@ def test_every_per_key_metric_the_rules_alert_on_is_on_the_dashboard() -> None:
 
 def test_dashboard_file_is_pretty_and_stable() -> None:
     text = DASHBOARD.read_text()
-    assert text.endswith("\n") or text.endswith("}")
+    assert text.endswith(("\n", "}"))
     assert json.dumps(json.loads(text), indent=2) == text.rstrip("\n")

@@ -123,7 +123,7 @@ async def test_async_success_emits_once(captured, logger, server):
 
 async def test_async_failure(captured, logger, server):
     server.plan(Plan(status=503))
-    with pytest.raises(Exception):
+    with pytest.raises(litellm.ServiceUnavailableError):
         await _acall(server)
     (ev,) = _wait_one(captured)
     assert ev.error_type == "503"

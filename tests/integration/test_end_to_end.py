@@ -11,14 +11,13 @@ import sys
 import time
 
 import pytest
-from support import ServiceUnavailable, free_port, ready, scrape, wait_for
+from support import ServiceUnavailable, create_collector_topics, free_port, ready, scrape, wait_for
 
 import brownout.hooks as hooks
 from brownout import semconv as sc
 from brownout.breakers import AsyncBreakerBoard, ControlRecord
 from brownout.model import Key
 from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -53,9 +52,7 @@ async def read_control(kafka_bootstrap: str, topic: str) -> list[ControlRecord]:
 
 
 def test_hooks_collector_control_topic_and_board(kafka_bootstrap, topic_name, tmp_path):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    asyncio.run(KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=3)))
+    topics = asyncio.run(create_collector_topics(kafka_bootstrap, topic_name, 3))
     port = free_port()
     env = dict(os.environ, BROWNOUT_TOPICS_STATE=topics["state"], BROWNOUT_TOPICS_DEAD_LETTER=topics["dead_letter"],
                BROWNOUT_LOG_LEVEL="INFO")

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from support import (
     ServiceUnavailable,
+    create_collector_topics,
     free_port,
     kafka_broker_module,
     ready,
@@ -36,7 +37,6 @@ from brownout import codec
 from brownout.breakers import ControlRecord
 from brownout.model import Event, Key
 from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ def test_hooks_and_collector_ride_through_two_broker_restarts(tmp_path, topic_na
     kb = kafka_broker_module()
     broker = kb.KafkaBroker().start()
     bootstrap = broker.bootstrap_servers
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    asyncio.run(KafkaTransport(bootstrap).create_topics(default_topics(**topics, partitions=3)))
+    topics = asyncio.run(create_collector_topics(bootstrap, topic_name, 3))
     port = free_port()
     env = dict(os.environ, BROWNOUT_TOPICS_STATE=topics["state"], BROWNOUT_TOPICS_DEAD_LETTER=topics["dead_letter"])
     env.pop("BROWNOUT_KAFKA_BOOTSTRAP_SERVERS", None)
@@ -146,10 +144,10 @@ def test_hooks_and_collector_ride_through_two_broker_restarts(tmp_path, topic_na
             time.sleep(2.0)  # down for a while: the app keeps calling
             started_in = broker.resume()
             back = time.monotonic()
-            wait_for(lambda: hooks.stats()["sent"] > sent_before + 20, 60,
+            wait_for(lambda sent_before=sent_before: hooks.stats()["sent"] > sent_before + 20, 60,
                      "the hooks to deliver again after the restart")
             hooks_back = time.monotonic() - back
-            wait_for(lambda: scrape(port).get(ACCEPTED, 0) > accepted_before + 20, 60,
+            wait_for(lambda accepted_before=accepted_before: scrape(port).get(ACCEPTED, 0) > accepted_before + 20, 60,
                      "the collector to consume again after the restart")
             collector_back = time.monotonic() - back
             alive()
@@ -157,7 +155,7 @@ def test_hooks_and_collector_ride_through_two_broker_restarts(tmp_path, topic_na
                           f"{halted_in + 2 + started_in:.1f} s (restart {started_in:.1f} s); hooks delivering "
                           f"{hooks_back:.1f} s and collector consuming {collector_back:.1f} s after it was back")
             # The collector's producer works again: fresh control records (heartbeats, transitions).
-            wait_for(lambda: any(r.issued_at > time.time() - (time.monotonic() - back) + 0.5
+            wait_for(lambda back=back: any(r.issued_at > time.time() - (time.monotonic() - back) + 0.5
                                  for r in control_records(bootstrap, topics["control"])), 60,
                      "control records issued after the restart")
 

@@ -15,13 +15,12 @@ import time
 from collections import Counter
 
 import pytest
-from support import free_port, ready, scrape, wait_for
+from support import create_collector_topics, free_port, ready, scrape, wait_for
 
 from brownout import codec
 from brownout import semconv as sc
 from brownout.model import Event, Key
 from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -139,9 +138,7 @@ async def _read(bootstrap: str, topic: str, want: int, timeout: float = 20.0):
 
 
 def test_bad_records_are_dead_lettered_counted_and_skipped(kafka_bootstrap, topic_name, tmp_path):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    asyncio.run(KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=1)))
+    topics = asyncio.run(create_collector_topics(kafka_bootstrap, topic_name, 1))
     port = free_port()
     # no default region: a span without one is bad input here (by default it would be judged in "global");
     # the bad records are keyed by case name, not provider/region/model: the collector that reads them

@@ -287,7 +287,7 @@ def test_outage_then_recovery_with_a_dispatcher_restart(services, tmp_path):
           f"deliveries: {dict(counts.by)}")
 
     assert slack.problems == [] and pagerduty.problems == []
-    want = {k: v for k, v in decided.items()}
+    want = dict(decided)
     assert want == {
         ("error_rate", str(K1)): ["firing", "resolved", "firing", "resolved"],
         ("error_rate", str(K2)): ["firing", "resolved"],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from _state_support import CollectProcess, key_labels, read_topic, sample, wait_for
-from support import free_port
+from support import create_collector_topics, free_port
 
 from brownout import codec
 from brownout import semconv as sc
@@ -31,7 +31,7 @@ from brownout.collector.rekey import HEADER_REKEYED
 from brownout.endpoints import RegionMap
 from brownout.model import Key
 from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
+from brownout.transport.base import TopicSpec, default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -99,10 +99,9 @@ def metric(p: CollectProcess, name: str, **labels: str) -> float:
 
 async def test_otel_instrumented_app_through_an_otel_collector_opens_each_breaker_once_on_its_owner(
         kafka_bootstrap, topic_name, tmp_path, otelcol):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=6))
-    env = {"BROWNOUT_DEFAULT_REGION": "eastus"}  # one key per model here: it opens (no collector-side hold)
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 6)
+    # the default rules: a key that is its model's only deployment opens too (routers decide where to go)
+    env = {"BROWNOUT_DEFAULT_REGION": "eastus"}
     group = f"otel-{uuid.uuid4().hex[:8]}"
     collector = OtelCollector(otelcol, kafka_bootstrap, topics["events"], tmp_path / "otelcol.log")
     procs: list[CollectProcess] = []
@@ -189,3 +188,78 @@ async def test_the_collectors_otlp_json_encoding_over_its_http_receiver_decodes_
     assert ev.key == Key("azure.ai.openai", "swedencentral", "gpt-4o")
     assert ev.error_type == "RateLimitError" and ev.error_class == "capacity"
     assert ev.duration == pytest.approx(0.75)
+
+
+def otlp_json_gauges(records: list) -> dict[tuple[str, str], float]:
+    """The latest value of each brownout gauge per key in OTLP JSON metrics records:
+    ``{(metric name, "provider/region/model"): value}``; the resource's service.name under ("service", "")."""
+    out: dict[tuple[str, str], float] = {}
+    for rec in records:
+        for rm in json.loads(rec.value)["resourceMetrics"]:
+            for a in rm["resource"]["attributes"]:
+                if a["key"] == "service.name":
+                    out[("service", a["value"]["stringValue"])] = 1.0
+            for sm in rm["scopeMetrics"]:
+                for m in sm["metrics"]:
+                    for dp in m.get("gauge", {}).get("dataPoints", []):
+                        attrs = {a["key"]: a["value"]["stringValue"] for a in dp.get("attributes", [])}
+                        key = "/".join(attrs.get(k, "") for k in (sc.GEN_AI_PROVIDER_NAME, sc.CLOUD_REGION,
+                                                                   sc.GEN_AI_REQUEST_MODEL))
+                        out[(m["name"], key)] = float(dp.get("asDouble", dp.get("asInt", 0)))
+    return out
+
+
+async def test_collect_pushes_its_per_key_metrics_over_otlp_to_a_real_collector(
+        kafka_bootstrap, topic_name, tmp_path, otelcol):
+    """``metrics.otlp_endpoint``: `brownout collect` pushes the per-key figures over OTLP/HTTP to the
+    OpenTelemetry Collector, whose Kafka exporter writes them (OTLP JSON) where the test reads them:
+    the values are the ones `/metrics` shows."""
+    from _state_support import EventWriter
+
+    from brownout.model import Event
+
+    metrics_topic = topic_name("otlp-metrics")
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 2, (TopicSpec(metrics_topic),))
+    collector = OtelCollector(
+        otelcol, kafka_bootstrap, topics["events"], tmp_path / "otelcol.log",
+        f"exporters::kafka::metrics: {{topic: {metrics_topic}, encoding: otlp_json}}",
+        "service::pipelines::metrics: {receivers: [otlp], processors: [batch], exporters: [kafka]}")
+    proc = None
+    try:
+        await collector.ready()
+        env = {"BROWNOUT_METRICS_OTLP_ENDPOINT": f"http://{collector.http}/v1/metrics",
+               "BROWNOUT_METRICS_OTLP_INTERVAL": "1"}
+        proc = CollectProcess(kafka_bootstrap, topics, f"otlp-{uuid.uuid4().hex[:8]}", tmp_path / "collect.log", env)
+        await wait_for(lambda: "assigned: restored" in proc.log(), 60, "the collector's partitions")
+        writer = EventWriter(kafka_bootstrap, topics["events"])
+        await writer.start()
+        now = time.time()
+        # 40 calls over the last 20 s, every first token after 0.3 s: the minute's readings hold still
+        await writer.send([Event(HEALTHY, now - 20 + i / 2, 0.8, ttft=0.3, output_tokens=100) for i in range(40)])
+        await writer.stop()
+        key = str(HEALTHY)
+
+        def both() -> tuple[dict, list] | None:
+            """The OTLP readings and a /metrics scrape once both show the same request count and a TTFT."""
+            got = otlp_json_gauges(asyncio.run(read_topic(kafka_bootstrap, metrics_topic)))
+            prom = proc.metrics()
+            requests = got.get(("brownout.key.requests", key))
+            same = requests and requests == sample(prom, "brownout_key_requests", **key_labels(HEALTHY))
+            ttft = ("brownout.key.ttft.p50", key) in got and sample(prom, "brownout_key_ttft_p50_seconds",
+                                                                     **key_labels(HEALTHY)) is not None
+            return (got, prom) if same and ttft else None
+
+        got, prom = await wait_for(both, 90, "the key's readings over OTLP, as on /metrics")
+    finally:
+        if proc is not None:
+            proc.stop()
+        collector.stop()
+    assert proc.proc.returncode == 0, proc.log()[-3000:]
+    assert ("service", "brownout-collector") in got
+    assert got[("brownout.key.ttft.p50", key)] == pytest.approx(0.3)
+    assert got[("brownout.key.ttft.p50", key)] == sample(prom, "brownout_key_ttft_p50_seconds", **key_labels(HEALTHY))
+    assert got[("brownout.breaker.state", key)] == 0.0  # closed
+    assert {name for name, k in got if k == key} >= {"brownout.key.ttft.p50", "brownout.key.requests",
+                                                     "brownout.key.error.ratio", "brownout.breaker.state"}
+    print(f"otlp metrics through a real Collector: {len({n for n, _ in got})} metric names, e.g. "
+          f"ttft p50 {got[('brownout.key.ttft.p50', key)]} s, requests {got[('brownout.key.requests', key)]:.0f}")

@@ -14,12 +14,11 @@ import time
 import uuid
 
 import pytest
+from support import create_collector_topics
 from _state_support import CollectProcess, EventWriter, key_labels, sample, wait_for
 
 from brownout import codec
 from brownout.model import Event, Key
-from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +63,7 @@ def accepted(p: CollectProcess) -> float:
 def live_decisions(logs: list[str], until: float) -> set[tuple[str, str, str]]:
     out = set()
     for text in logs:
-        for kind, rule, key, state, at in _DECISION.findall(text):
+        for _kind, rule, key, state, at in _DECISION.findall(text):
             if state in ("open", "firing") and float(at) <= until:
                 out.add((key, rule, state))
     return out
@@ -84,9 +83,7 @@ def replayed_decisions(path, until: float) -> set[tuple[str, str, str]]:
 
 async def test_members_join_and_die_keys_move_with_their_state_and_decisions_match_replay(
         kafka_bootstrap, topic_name, tmp_path):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=6))
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 6)
     group = f"scale-{uuid.uuid4().hex[:8]}"
     env = {"BROWNOUT_STATE_INTERVAL": "2", "BROWNOUT_BATCH_SIZE": "100000"}
     writer = EventWriter(kafka_bootstrap, topics["events"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from support import ServiceUnavailable, free_port, kafka_broker_module, wait_for
+from support import ServiceUnavailable, collector_topics, free_port, kafka_broker_module, wait_for
 
 import brownout.hooks as hooks
 from brownout import semconv as sc
@@ -143,8 +143,7 @@ async def publish(settings: KafkaSettings, topic: str, value: bytes, key: bytes,
 @pytest.mark.integration
 def test_collect_over_sasl_ssl_with_signed_records_and_key_rotation(secure_broker, topic_name, tmp_path, caplog):
     caplog.set_level("DEBUG")
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
+    topics = collector_topics(topic_name)
     key_file = tmp_path / "signing.key"
     key_file.write_bytes(KEY_B + b"\n")
     port = free_port()
@@ -290,7 +289,7 @@ def test_hooks_capture_no_prompt_response_or_api_key_by_default():
             instrument_openai(client, region="eastus")
             try:
                 messages = [{"role": "user", "content": prompt}]
-                for chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True):
+                for _chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True):
                     pass
                 client.chat.completions.create(model="gpt-4o", messages=messages)
                 with pytest.raises(openai.InternalServerError):

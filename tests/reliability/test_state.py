@@ -10,11 +10,13 @@ import pickle
 import zlib
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from brownout import codec as wire
 from brownout import semconv as sc
 from brownout.breakers.record import Signer
 from brownout.collector.service import Collector
+from brownout.exporters.prometheus import CollectorMetrics
 from brownout.collector.state import (
     MAGIC,
     VERSION,
@@ -375,3 +377,73 @@ async def test_a_batch_fetched_before_a_rebalance_is_left_to_the_new_owner():
     assert a.counts["events:accepted"] + b.counts["events:accepted"] == len(t.records(sc.TOPIC_EVENTS))
     await a.stop()
     await b.stop()
+
+
+# --- key rotation: the collector's key ring ------------------------------------------------
+
+KEY_A, KEY_B = b"signing-key-A-0123456789", b"signing-key-B-9876543210"
+
+
+def signed_collector(t: MemoryTransport, clock: Clock, tmp_path, current: bytes,
+                     previous: dict[str, bytes] | None = None) -> Collector:
+    """A collector wired as ``brownout collect`` wires it, from settings: a signing key in the
+    environment and previous keys in files (``signing.previous_key_files``)."""
+    from brownout.collector.run import signing, state_keeper
+    from brownout.collector.settings import load_settings
+
+    files = {}
+    for kid, key in (previous or {}).items():
+        files[kid] = str(tmp_path / f"{kid}.key")
+        (tmp_path / f"{kid}.key").write_bytes(key + b"\n")
+    env = {"BROWNOUT_SIGNING_KEY": current.decode()}
+    settings = load_settings(env=env, overrides={"signing.previous_key_files": files, "state.interval": 60})
+    signer, keys = signing(settings, env)
+    p = Pipeline(signer=signer)
+    return Collector(t, p, clock=clock, state=state_keeper(settings, p, signer, keys))
+
+
+async def test_after_a_key_rotation_snapshots_of_the_previous_key_are_restored_and_forged_ones_refused(tmp_path):
+    t = MemoryTransport()
+    await t.create_topics(default_topics(partitions=2))
+    clock = Clock(T0)
+    a = signed_collector(t, clock, tmp_path, KEY_A)
+    await a.start()
+    for minute in range(12):
+        await publish(t, [e for k in (EAST, WEST) for e in healthy(k, T0 + 60 * minute, 60)])
+        await drive([a], clock, T0 + 60 * (minute + 1) + 10)
+    await a.stop()  # snapshots signed with key A
+    assert all(r.header(sc.HEADER_KEY_ID) == a.pipeline.book.signer.key_id.encode()
+               for r in t.records(sc.TOPIC_STATE))
+
+    only_new = signed_collector(t, clock, tmp_path, KEY_B)  # rotated without keeping A: baselines lost
+    await only_new.start()
+    # both the snapshots and the keys' control records (signed with A) are refused
+    assert only_new.state.counts == {"rejected:bad_signature": 2, "rejected:control_signature": 2}
+    assert not only_new.pipeline.status()
+    await only_new.stop()
+
+    ring = signed_collector(t, clock, tmp_path, KEY_B, {"a": KEY_A})  # rotated, A kept as a previous key
+    await ring.start()
+    assert ring.state.counts == {"restored": 2}
+    assert not ring.pipeline.status()[EAST].warming and not ring.pipeline.status()[WEST].warming
+    await ring.stop()  # now signed with key B
+
+    # someone who can write to the state topic but holds no key forges EAST's snapshot, naming key A
+    forged, _ = SnapshotCodec().encode(export_key(ring.pipeline, EAST, partition=None, taken_at=clock.t))
+    t.append(sc.TOPIC_STATE, forged, key=str(EAST).encode(), headers=Signer(b"attacker", key_id="a").headers(forged))
+    after = signed_collector(t, clock, tmp_path, KEY_B, {"a": KEY_A})
+    registry = CollectorRegistry()
+    after.metrics = CollectorMetrics(registry)
+    await after.start()
+    # EAST starts fresh (its genuine control record still brings its breaker back); WEST is restored
+    assert after.state.counts == {"restored": 1, "rejected:bad_signature": 1, "restored_breaker_only": 1}
+    assert EAST not in after.pipeline.status() and not after.pipeline.status()[WEST].warming
+    await after.poll_once(timeout=0.0)  # the keeper's counters reach Prometheus once per poll
+    def records(outcome: str, reason: str = "") -> float | None:
+        return registry.get_sample_value("brownout_state_records_total", {"outcome": outcome, "reason": reason})
+
+    assert (records("restored"), records("rejected", "bad_signature"), records("restored_breaker_only")) == (1, 1, 1)
+    assert registry.get_sample_value("brownout_state_restore_seconds_count") == 1
+    await after.poll_once(timeout=0.0)
+    assert records("restored") == 1  # exported once, not per poll
+    await after.stop()

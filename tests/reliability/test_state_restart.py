@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from support import create_collector_topics
 from _state_support import (
     CollectProcess,
     EventWriter,
@@ -21,8 +22,6 @@ from _state_support import (
 )
 
 from brownout.model import Event, Key
-from brownout.transport import KafkaTransport
-from brownout.transport.base import default_topics
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +50,7 @@ async def live(writer: EventWriter, stop: asyncio.Event) -> None:
 
 async def test_a_killed_collector_restarts_with_its_baselines_and_announces_nothing_twice(
         kafka_bootstrap, topic_name, tmp_path):
-    topics = {"events": topic_name("events"), "control": topic_name("control"),
-              "state": topic_name("state"), "dead_letter": topic_name("dead-letter")}
-    await KafkaTransport(kafka_bootstrap).create_topics(default_topics(**topics, partitions=2))
+    topics = await create_collector_topics(kafka_bootstrap, topic_name, 2)
     group = f"restart-{uuid.uuid4().hex[:8]}"
     env = {"BROWNOUT_STATE_INTERVAL": "2", "BROWNOUT_BATCH_SIZE": "100000"}
     writer = EventWriter(kafka_bootstrap, topics["events"])

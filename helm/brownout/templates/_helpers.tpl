@@ -126,6 +126,9 @@ kafka:
   partitions: {{ int .Values.kafka.partitions }}
   replication_factor: {{ int .Values.kafka.replicationFactor }}
   retention_hours: {{ int .Values.kafka.retentionHours }}
+  # null: the pod name (POD_NAME, from the downward API); "": dynamic membership
+  group_instance_id: {{ if .Values.kafka.staticMembership }}null{{ else }}""{{ end }}
+  session_timeout: {{ .Values.kafka.sessionTimeoutSeconds }}
 topics:
   events: {{ .Values.topics.events | quote }}
   control: {{ .Values.topics.control | quote }}
@@ -146,10 +149,14 @@ batch_size: {{ int .Values.collector.batchSize }}
 log_level: {{ .Values.collector.logLevel }}
 state:
   interval: {{ .Values.collector.stateIntervalSeconds }}
+health:
+  max_poll_gap: {{ .Values.collector.maxPollGapSeconds }}
 metrics:
   host: 0.0.0.0
   port: {{ int .Values.metrics.port }}
   max_keys: {{ int .Values.collector.maxKeys }}
+  otlp_endpoint: {{ if .Values.metrics.otlpEndpoint }}{{ .Values.metrics.otlpEndpoint | quote }}{{ else }}null{{ end }}
+  otlp_interval: {{ .Values.metrics.otlpIntervalSeconds }}
 notify:
   slack_webhook_url_file: {{ if .Values.notify.slack.existingSecret }}{{ $p.slack | quote }}{{ else }}null{{ end }}
   pagerduty_routing_key_file: {{ if .Values.notify.pagerduty.existingSecret }}{{ $p.pagerduty | quote }}{{ else }}null{{ end }}
@@ -159,6 +166,13 @@ notify:
   outbox_dir: {{ printf "%s/outbox" $p.data | quote }}
 signing:
   key_file: {{ if .Values.signing.existingSecret }}{{ $p.signing | quote }}{{ else }}null{{ end }}
+  previous_key_files:
+{{- if and .Values.signing.existingSecret .Values.signing.previousKeys }}
+{{- range .Values.signing.previousKeys }}
+    {{ . | quote }}: {{ printf "%s/previous-%s" (dir $p.signing) . | quote }}
+{{- end }}
+{{- else }} {}
+{{- end }}
 {{- end }}
 
 {{/* ConfigMap data: the config file, and the rules file when rules are given. */}}
@@ -262,6 +276,10 @@ Volumes of the collector and the init-topics Job: (list $ configMapName kafkaOnl
     items:
       - key: {{ $v.signing.key }}
         path: key
+      {{- range $v.signing.previousKeys }}
+      - key: {{ . }}
+        path: previous-{{ . }}
+      {{- end }}
 {{- end }}
 {{- end }}
 

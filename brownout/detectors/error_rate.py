@@ -3,8 +3,9 @@
 Fires when a window's Wilson lower bound of the capacity-error share clears ``fire_rate`` (a burst is
 sure within seconds), or when a CUSUM has gathered ``cusum_h`` of evidence that the share sits above
 it (a rate just past 5 % for minutes). A key too quiet for ``min_requests`` in ``window`` is judged
-over ``slow_window`` instead, but only on errors that are still arriving: a key whose traffic stopped
-after a burst raises nothing new. Client errors (400, 401, 403, 404, 422) never count.
+over ``slow_window`` instead, with a stricter bound (``slow_z``: a one-in-a-hundred fluke of a 99 %
+bound turns up every few hours when a ten-minute window is judged every step), and only on errors that
+are still arriving: a key whose traffic stopped after a burst raises nothing new. Client errors (400, 401, 403, 404, 422) never count.
 
 >>> from brownout.detectors.step import Step
 >>> from types import SimpleNamespace
@@ -43,6 +44,8 @@ class ErrorRateSettings(AlertSettings):
     z: float = setting(2.576, Z, "Wilson bound: fire only when the share is this sure (2.576: 99 %)")
     cusum_h: float = setting(8.0, number(0), "evidence (nats) of a rate held above fire_rate; 0 turns it off")
     slow_window: float = setting(600.0, SECONDS, "a quiet key is judged over this window")
+    slow_z: float = setting(3.29, Z, "Wilson bound on the slow window (3.29: 99.95 %): stricter, as it "
+                                     "slides over ten minutes a step at a time")
 
     def validate(self) -> None:
         if self.clear_rate > self.fire_rate:
@@ -100,7 +103,7 @@ class ErrorRate(Detector):
         slow_n, slow_cap = self._slow_totals()
         quiet = n < s.min_requests
         if not fire and quiet and cap and slow_n >= s.min_requests and slow_cap >= s.min_errors:
-            fire = wilson_lower_bound(slow_cap, slow_n, s.z) >= s.fire_rate
+            fire = wilson_lower_bound(slow_cap, slow_n, s.slow_z) >= s.fire_rate
             judged = 0
         if quiet and slow_n:
             clear = slow_cap < s.clear_rate * slow_n or not cap

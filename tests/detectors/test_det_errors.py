@@ -145,3 +145,17 @@ def test_a_low_traffic_key_with_background_errors_stays_quiet():
     quiet = Key("anthropic", "us-east-1", "claude-haiku")
     findings = replay(stream(6 * 3600, rate=0.05, key=quiet, seed=8, error=burst(0, 1e9, share=0.02)))
     assert transitions(findings, "error_rate", quiet) == []
+
+
+def test_a_chance_cluster_of_errors_on_a_quiet_key_does_not_fire_but_a_real_share_does():
+    # issue 11's healthy week: 5 errors among 38 calls in ten minutes on a key at 3 req/min with 1 %
+    # background errors; the slow window's 99 % bound cleared 5 %, the stricter slow_z does not
+    quiet = Key("anthropic", "us-east-1", "claude-haiku")
+    events = list(stream(3600, rate=0.05, key=quiet, seed=9))
+    cluster = [e.start for e in events if 1800 <= e.start < 2400][:5]
+    assert len(cluster) == 5
+    chance = [e._replace(error_type="503", ttft=None) if e.start in cluster else e for e in events]
+    assert transitions(replay(chance), "error_rate", quiet) == []
+    heavy = [e.start for e in events if 1800 <= e.start < 2400][::3]  # a third of the calls fail
+    real = [e._replace(error_type="503", ttft=None) if e.start in heavy else e for e in events]
+    assert [s for _, s in transitions(replay(real), "error_rate", quiet)][:1] == ["firing"]

@@ -27,11 +27,11 @@ Strategies:
   routers 0.25 s later.
 - ``+stalls``: as ``brownout``, and the hooks also report calls still waiting for their first
   token (an event with ``brownout.stall`` and ``ttft_at_least``) after ``board.stall_threshold``
-  (4 x the key's normal TTFT p95 from the readings, at least 3 s; 3 s while unknown). What the collector makes of them is up
-  to the rule pack: with today's rules they are just more events.
+  (4 x the key's normal TTFT p95 from the readings, at least 3 s; 3 s while unknown); the
+  default pack's ``stall_breaker`` opens a key on a burst of them.
 - ``+hedging``: as ``+stalls``, and a call still without a first token after the board's hedge
   delay for its key (its TTFT p95 baseline) gets a copy on another admitted deployment, within a
-  ``HedgeBudget`` of 10 %; the first to start streaming is kept, the other cancelled and
+  ``HedgeBudget`` of 8 %; the first to start streaming is kept, the other cancelled and
   reported as ``error.type="cancelled"`` with ``ttft_at_least``.
 - ``+timeout``: as ``+stalls``, and a call gives up on its first token after the board's
   first-token timeout for its key (4 x its normal TTFT p95, at least 1 s; 30 s unknown) and is

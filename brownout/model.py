@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from brownout import semconv as sc
 
@@ -198,24 +198,14 @@ class Event(NamedTuple):
             merged = {sc.LEGACY_ATTRIBUTES.get(k, k): v for k, v in attrs.items()}
             merged.update((k, v) for k, v in attrs.items() if k not in sc.LEGACY_ATTRIBUTES)
             get = merged.get
-        # str once checked below (the branch raises otherwise)
-        provider: Any = get(sc.GEN_AI_PROVIDER_NAME)
-        region: Any = get(sc.CLOUD_REGION)
-        model: Any = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
-        if not (provider.__class__ is str and region.__class__ is str and model.__class__ is str
-                and 0 < len(provider) <= MAX_NAME and 0 < len(region) <= MAX_NAME and 0 < len(model) <= MAX_NAME
-                and provider.isascii() and region.isascii() and model.isascii()
-                and "/" not in provider and "/" not in region):  # the common case, checked in one go
-            for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
-                                (sc.GEN_AI_REQUEST_MODEL, model)):
-                if not value or not isinstance(value, str):
-                    raise InvalidEvent("missing_attribute", attr)
-                if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
-                        "/" in value and attr != sc.GEN_AI_REQUEST_MODEL):
-                    # A lone surrogate would crash every writer of the key; a "/" outside the model
-                    # would make two keys share one record key on the compacted control topic.
-                    raise InvalidEvent("bad_value", f"{attr}={value[:80]!r}")
-        provider = sc.LEGACY_PROVIDERS.get(provider, provider)
+        provider, region = get(sc.GEN_AI_PROVIDER_NAME), get(sc.CLOUD_REGION)
+        model = get(sc.GEN_AI_REQUEST_MODEL) or get(sc.GEN_AI_RESPONSE_MODEL)
+        try:
+            key = _KEYS.get((provider, region, model))
+        except TypeError:  # an unhashable attribute (a list): not a name
+            key = None
+        if key is None:
+            key = _checked_key(provider, region, model)
         operation = get(sc.GEN_AI_OPERATION_NAME) or "chat"
         try:
             start_f, duration_f = float(start), float(duration)
@@ -225,47 +215,105 @@ class Event(NamedTuple):
             raise InvalidEvent("bad_timestamp", f"start={start_f!r}")
         if not 0.0 <= duration_f <= MAX_SECONDS:
             raise InvalidEvent("bad_duration", f"duration={duration_f!r}")
-        values: list[Any] = [Key(provider, region, model), start_f, duration_f,
-                  operation if operation.__class__ is str else str(operation), *_OPTIONAL_DEFAULTS]
-        for attr, index, typ, bounds in _FIELD_SLOTS:
-            v: Any = get(attr)
-            if v is None:
-                continue
-            if v.__class__ is not typ:  # exact type (a bool is not an int here): nothing to convert
-                try:
-                    v = _coerce(v, typ)
-                except (TypeError, ValueError, OverflowError):
-                    raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
-            if bounds is not None and not bounds[0] <= v <= bounds[1]:  # NaN fails too
-                raise InvalidEvent("bad_value", f"{_FIELDS[index]}={v!r}")
-            values[index] = v
-        err = values[_ERROR_TYPE]
-        if err is not None and err.startswith("<class '"):
-            values[_ERROR_TYPE] = _class_name(err)
-        reasons = get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
-        if reasons is not None:
-            if isinstance(reasons, str):
-                reasons = (reasons,)
-            elif not isinstance(reasons, (list, tuple)):
-                raise InvalidEvent("bad_value", f"{sc.GEN_AI_RESPONSE_FINISH_REASONS}={reasons!r}")
-            reasons = tuple(reasons)
-            if not (len(reasons) == 1 and reasons[0].__class__ is str) and not all(
-                    r.__class__ is str for r in reasons):
-                reasons = tuple(str(r) for r in reasons)
-            values[_FINISH_REASONS] = reasons
-        # every field was checked on the way in: no validate() pass, and no keyword matching
-        return _tuple_new(cls, values)
+        # every field is checked on the way in (no validate() pass, no keyword matching)
+        return _tuple_new(cls, (key, start_f, duration_f,
+                                operation if operation.__class__ is str else str(operation), *_read_optional(get)))
 
 
 _LEGACY_NAMES = frozenset(sc.LEGACY_ATTRIBUTES)
 _FIELDS = Event._fields
-#: The optional fields' defaults, in field order (everything after key, start, duration, operation).
-_OPTIONAL_DEFAULTS = tuple(Event._field_defaults[f] for f in _FIELDS[4:])
-#: (attribute, index in the tuple, type, bounds) for each optional attribute of the flat form.
-_FIELD_SLOTS = tuple((attr, _FIELDS.index(fname), typ, bounds) for attr, fname, typ, bounds in _FLAT_FIELDS)
 _ERROR_TYPE = _FIELDS.index("error_type")
-_FINISH_REASONS = _FIELDS.index("finish_reasons")
 _tuple_new = tuple.__new__
+#: Keys already checked, by their (provider, region, model) as read: a key's names are checked once,
+#: and its events share one Key object (the engine's lookups then compare by identity).
+_KEYS: dict[tuple[Any, Any, Any], Key] = {}
+_MAX_KEYS = 100_000
+
+
+def _checked_key(provider: Any, region: Any, model: Any) -> Key:
+    """The Key of three attribute values, checked (or :class:`InvalidEvent`), and remembered."""
+    for attr, value in ((sc.GEN_AI_PROVIDER_NAME, provider), (sc.CLOUD_REGION, region),
+                        (sc.GEN_AI_REQUEST_MODEL, model)):
+        if not value or not isinstance(value, str):
+            raise InvalidEvent("missing_attribute", attr)
+        if len(value) > MAX_NAME or (not value.isascii() and not _utf8(value)) or (
+                "/" in value and attr != sc.GEN_AI_REQUEST_MODEL):
+            # A lone surrogate would crash every writer of the key; a "/" outside the model
+            # would make two keys share one record key on the compacted control topic.
+            raise InvalidEvent("bad_value", f"{attr}={value[:80]!r}")
+    key = Key(sc.LEGACY_PROVIDERS.get(provider, provider), region, model)
+    if provider.__class__ is str and region.__class__ is str and model.__class__ is str:  # not a subclass
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()
+        _KEYS[(provider, region, model)] = key
+    return key
+
+
+def _slow_field(attr: str, v: Any) -> Any:
+    """An optional attribute off the common path: convert it to its field's type and check its
+    range (a JSON ``0`` for a float field, ``"true"`` for a bool), or raise :class:`InvalidEvent`."""
+    fname, typ, bounds = _FLAT_BY_ATTR[attr]
+    if v.__class__ is not typ:  # exact type (a bool is not an int here)
+        try:
+            v = _coerce(v, typ)
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidEvent("bad_value", f"{attr}={v!r}") from None
+    if bounds is not None and not bounds[0] <= v <= bounds[1]:  # NaN fails too
+        raise InvalidEvent("bad_value", f"{fname}={v!r}")
+    return v
+
+
+def _finish_reasons(reasons: Any) -> tuple[str, ...]:
+    if isinstance(reasons, str):
+        return (reasons,)
+    if not isinstance(reasons, (list, tuple)):
+        raise InvalidEvent("bad_value", f"{sc.GEN_AI_RESPONSE_FINISH_REASONS}={reasons!r}")
+    if len(reasons) == 1 and reasons[0].__class__ is str or all(r.__class__ is str for r in reasons):
+        return tuple(reasons)
+    return tuple(str(r) for r in reasons)
+
+
+def _error_type(err: Any) -> Any:
+    if err.__class__ is not str:
+        err = _slow_field(sc.ERROR_TYPE, err)
+    return _class_name(err) if err.startswith("<class '") else err
+
+
+_FLAT_BY_ATTR = {attr: (fname, typ, bounds) for attr, fname, typ, bounds in _FLAT_FIELDS}
+
+
+def _compile_reader() -> Callable[[Callable[[str], Any]], tuple[Any, ...]]:
+    """``_read_optional(get)``: the optional fields after ``operation``, in field order, read from
+    the attribute getter ``get``. One line per field with the attribute names and bounds as
+    constants: this runs once per event in the collector and in replay, and a loop over
+    :data:`_FLAT_FIELDS` spent most of its time on the loop itself. (As ``namedtuple`` once
+    did, the source is generated from the table, so the two cannot drift apart.)"""
+    lines, names = ["def _read_optional(get):"], []
+    for fname in _FIELDS[4:]:
+        var = f"f_{fname}"
+        names.append(var)
+        if fname == "finish_reasons":
+            attr = sc.GEN_AI_RESPONSE_FINISH_REASONS
+            lines.append(f"    {var} = get({attr!r})")
+            lines.append(f"    {var} = () if {var} is None else _finish_reasons({var})")
+            continue
+        attr, _, typ, bounds = next(f for f in _FLAT_FIELDS if f[1] == fname)
+        lines.append(f"    {var} = get({attr!r})")
+        if fname == "error_type":
+            lines.append(f"    if {var} is not None: {var} = _error_type({var})")
+            continue
+        check = f"{var}.__class__ is not {typ.__name__}"
+        if bounds is not None:
+            check += f" or not {bounds[0]!r} <= {var} <= {bounds[1]!r}"
+        lines.append(f"    if {var} is not None and ({check}): {var} = _slow_field({attr!r}, {var})")
+    lines.append(f"    return ({', '.join(names)},)")
+    scope: dict[str, Any] = {"_slow_field": _slow_field, "_finish_reasons": _finish_reasons,
+                             "_error_type": _error_type}
+    exec("\n".join(lines), scope)  # our own table, never input
+    return scope["_read_optional"]  # type: ignore[no-any-return]
+
+
+_read_optional = _compile_reader()
 _KEY_ATTRS = {"provider": sc.GEN_AI_PROVIDER_NAME, "region": sc.CLOUD_REGION, "model": sc.GEN_AI_REQUEST_MODEL}
 
 

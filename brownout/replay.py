@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Iterable, Iterator
 
+import orjson
+
 from brownout import codec
 from brownout.endpoints import RegionMap
 from brownout.model import Event, InvalidEvent
@@ -57,15 +59,17 @@ def read_events(stream: IO[str] | IO[bytes], stats: ReplayStats,
     from_flat = Event.from_flat
     lines: Iterable[Any] = stream  # str or bytes lines; codec.loads takes both
     for lineno, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line:
-            continue
         try:
-            obj = codec.loads(line)
-        except (ValueError, RecursionError) as exc:
-            stats.invalid += 1
-            log.warning("line %d: not JSON: %s", lineno, exc)
-            continue
+            obj = orjson.loads(line)  # surrounding whitespace is JSON's own
+        except orjson.JSONDecodeError:
+            if not line.strip():
+                continue
+            try:  # what orjson refuses but Python reads (NaN, huge integers): validation names it
+                obj = codec.loads(line)
+            except (ValueError, RecursionError) as exc:
+                stats.invalid += 1
+                log.warning("line %d: not JSON: %s", lineno, exc)
+                continue
         try:
             if obj.__class__ is dict and CLOUD_REGION in obj:  # the common case
                 yield from_flat(obj)
@@ -105,18 +109,22 @@ def replay(stream: IO[str] | IO[bytes], out: IO[str], rules: Any = None, *, seed
             stats.decisions += 1
 
     future = time.time() + MAX_FUTURE
+    observe = pipeline.observe
     for ev in read_events(stream, stats, regions):
-        if ev.start > future:  # one line from the future would drag the clock past every other event
+        start = ev.start
+        if start > future:  # one line from the future would drag the clock past every other event
             stats.invalid += 1
-            log.warning("skipping an event that starts in the future (start=%s)", ev.start)
+            log.warning("skipping an event that starts in the future (start=%s)", start)
             continue
-        if ev.start < clock:
+        if start < clock:
             stats.out_of_order += 1
         else:
-            clock = ev.start
+            clock = start
         stats.events += 1
-        pipeline.observe(ev)
-        last_end = max(last_end, ev.end)
+        observe(ev)
+        end = start + ev.duration
+        if end > last_end:
+            last_end = end
         if clock - judged >= 1.0:  # decisions are made per step; judging every event is waste
             emit(clock)
             judged = clock

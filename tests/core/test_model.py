@@ -67,6 +67,33 @@ def test_bad_values_are_rejected_with_a_reason(field, value, reason):
     assert exc.value.reason == reason
 
 
+@pytest.mark.parametrize("field,value,expected", [
+    (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, 0, 0.0),          # a JSON integer for a float field
+    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, 12.0, 12),                  # an integral float for an int field
+    (sc.GEN_AI_REQUEST_STREAM, "true", True),
+    (sc.ERROR_TYPE, 503, "503"),
+    (sc.ERROR_TYPE, "<class 'openai.InternalServerError'>", "InternalServerError"),
+    (sc.GEN_AI_RESPONSE_FINISH_REASONS, "stop", ("stop",)),
+    (sc.GEN_AI_RESPONSE_FINISH_REASONS, ["stop", 1], ("stop", "1")),
+])
+def test_values_off_the_common_path_are_converted(field, value, expected):
+    ev = Event.from_flat(flat(**{field: value}))
+    got = ev.to_flat().get(field)
+    assert (tuple(got) if isinstance(got, list) else got) == expected
+    assert type(got if not isinstance(got, list) else tuple(got)) is type(expected)
+
+
+def test_events_of_one_key_share_its_key_and_bad_names_are_never_remembered():
+    a, b = Event.from_flat(flat()), Event.from_flat(flat(start=1001.0))
+    assert a.key is b.key and a.key == K
+    assert Event.from_flat(flat(**{sc.GEN_AI_PROVIDER_NAME: "az.ai.openai"})).key.provider == "azure.ai.openai"
+    for _ in range(2):  # the second time too: a refused name is checked again, not looked up
+        with pytest.raises(InvalidEvent, match="bad_value"):
+            Event.from_flat(flat(**{sc.CLOUD_REGION: "east/us"}))
+        with pytest.raises(InvalidEvent, match="missing_attribute"):
+            Event.from_flat(flat(**{sc.GEN_AI_PROVIDER_NAME: ["openai"]}))
+
+
 def test_non_object_is_rejected():
     with pytest.raises(InvalidEvent, match="not_an_object"):
         Event.from_flat([1, 2])

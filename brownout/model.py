@@ -227,7 +227,7 @@ _tuple_new = tuple.__new__
 #: Keys already checked, by their (provider, region, model) as read: a key's names are checked once,
 #: and its events share one Key object (the engine's lookups then compare by identity).
 _KEYS: dict[tuple[Any, Any, Any], Key] = {}
-_MAX_KEYS = 100_000
+_MAX_KEYS = 20_000  # ten times the collector's default metrics.max_keys; then it starts over
 
 
 def _checked_key(provider: Any, region: Any, model: Any) -> Key:

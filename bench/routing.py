@@ -27,7 +27,7 @@ Strategies:
   routers 0.25 s later.
 - ``+stalls``: as ``brownout``, and the hooks also report calls still waiting for their first
   token (an event with ``brownout.stall`` and ``ttft_at_least``) after ``board.stall_threshold``
-  (4 x the key's normal TTFT p95 from the readings, at least 3 s; 3 s while unknown); the
+  (8 x the key's normal TTFT p95 from the readings, at least 3 s; 3 s while unknown); the
   default pack's ``stall_breaker`` opens a key on a burst of them.
 - ``+hedging``: as ``+stalls``, and a call still without a first token after the board's hedge
   delay for its key (its TTFT p95 baseline) gets a copy on another admitted deployment, within a

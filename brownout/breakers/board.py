@@ -402,11 +402,12 @@ class AsyncBreakerBoard:
         base = None if r is None else r.normal_ttft_p95()
         return max(floor, factor * base) if base else default
 
-    def stall_threshold(self, key: Key, *, factor: float = 4.0, floor: float = 3.0) -> float | None:
+    def stall_threshold(self, key: Key, *, factor: float = 8.0, floor: float = 3.0) -> float | None:
         """Seconds after which the hooks report a call to ``key`` still without a first token as
         a stall: ``factor`` x its normal TTFT p95 (see :meth:`first_token_timeout`), at least
-        ``floor`` (far past what a queueing burst adds: siblings that take a shed key's load must
-        not look stalled); None when unknown (the hooks then use their own estimate). Hand it to the
+        ``floor``: far past what queueing adds, since siblings that take a shed key's load must not
+        look stalled (in ``bench/routing.py`` factors of 5 and below opened them too and cost 4 to
+        10 points of goodput; 6 to 8 did not); None when unknown (the hooks then use their own estimate). Hand it to the
         hooks of a router process: ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
         r = self.readings(key)
         base = None if r is None else r.normal_ttft_p95()
@@ -662,7 +663,7 @@ class BreakerBoard:
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
         return self._board.hedge_delay(key, default, floor=floor)
 
-    def stall_threshold(self, key: Key, *, factor: float = 4.0, floor: float = 3.0) -> float | None:
+    def stall_threshold(self, key: Key, *, factor: float = 8.0, floor: float = 3.0) -> float | None:
         return self._board.stall_threshold(key, factor=factor, floor=floor)
 
     def records(self) -> dict[Key, ControlRecord]:

@@ -77,7 +77,7 @@ def configure(bootstrap_servers: str | None = None, topic: str = sc.TOPIC_EVENTS
       URL host, or Azure resource name, -> region (``{"myres": "swedencentral"}``).
     - ``stall_after``: a streamed call still waiting for its first token past its key's
       threshold is reported once, in flight, as an event with ``brownout.stall`` (its normal
-      event follows). ``"auto"`` (default): 4 x the p95 of the key's recent first-token times,
+      event follows). ``"auto"`` (default): 8 x the p95 of the key's recent first-token times,
       at least 3 s, once 20 are known; seconds: one threshold for every key; None or 0: off.
     - ``stall_threshold``: ``callable(key) -> seconds | None``, asked first (a router can hand in
       the collector's baselines); None falls back to ``stall_after``. It runs on the exporter's

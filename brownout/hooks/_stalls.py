@@ -16,7 +16,7 @@ returns the ones past their key's threshold, once each. The threshold of a key, 
 >>> for _ in range(20):
 ...     watch.learn(Key("openai", "eastus", "gpt-4o"), 0.4)
 >>> watch.limit(Key("openai", "eastus", "gpt-4o")), watch.limit(Key("openai", "westus", "gpt-4o"))
-(3.0, None)
+(3.2, None)
 >>> obs = Observation("openai", "eastus", "gpt-4o", stream=True)
 >>> obs.t0 = 100.0
 >>> waiting = {id(obs): obs}
@@ -59,7 +59,7 @@ class StallWatch:
     (off). ``threshold``: optional ``callable(key) -> seconds | None``, asked first.
     """
 
-    MULTIPLE = 4.0  # far past what a queueing burst adds to a tight first-token distribution
+    MULTIPLE = 8.0  # far past what queueing adds (as AsyncBreakerBoard.stall_threshold)
     FLOOR = 3.0
     WINDOW = 200
     MIN_SAMPLES = 20

@@ -120,7 +120,7 @@ def test_readings_timeouts_and_hedge_delays_come_from_the_record(board, transpor
     assert board.hedge_delay(MINI) == pytest.approx(0.6)
     assert board.hedge_delay(UNKNOWN) is None and board.hedge_delay(UNKNOWN, 2.0) == 2.0
     assert board.first_token_timeout(EAST, factor=3.0, floor=5.0) == 5.0
-    assert board.stall_threshold(EAST) == pytest.approx(3.2) and board.stall_threshold(OPENAI) == 3.0
+    assert board.stall_threshold(EAST) == pytest.approx(6.4) and board.stall_threshold(OPENAI) == 3.0
     assert board.stall_threshold(UNKNOWN) is None  # the hooks use their own estimate
     clock.now = 1030.0  # expired: nothing known any more
     assert board.readings(EAST) is None and board.hedge_delay(EAST) is None
@@ -146,7 +146,7 @@ def test_the_sync_board_answers_the_same(transport, clock):
         assert board.readings(SWEDEN) == Readings(ttft_p95_baseline=0.7)
         assert board.hedge_delay(SWEDEN) == pytest.approx(0.7)
         assert board.first_token_timeout(SWEDEN) == pytest.approx(2.8)
-        assert board.stall_threshold(SWEDEN) == pytest.approx(3.0)
+        assert board.stall_threshold(SWEDEN) == pytest.approx(5.6)
 
 
 def test_the_hedge_budget_caps_hedges_at_its_share_of_calls():

@@ -4,8 +4,9 @@ Fires when a window's Wilson lower bound of the capacity-error share clears ``fi
 sure within seconds), or when a CUSUM has gathered ``cusum_h`` of evidence that the share sits above
 it (a rate just past 5 % for minutes). A key too quiet for ``min_requests`` in ``window`` is judged
 over ``slow_window`` instead, with a stricter bound (``slow_z``: a one-in-a-hundred fluke of a 99 %
-bound turns up every few hours when a ten-minute window is judged every step), and only on errors that
-are still arriving: a key whose traffic stopped after a burst raises nothing new. Client errors (400, 401, 403, 404, 422) never count.
+bound turns up every few hours when a ten-minute window is judged every step), and only on errors
+that are still arriving: a key whose traffic stopped after a burst raises nothing new. Client errors
+(400, 401, 403, 404, 422) never count.
 
 >>> from brownout.detectors.step import Step
 >>> from types import SimpleNamespace

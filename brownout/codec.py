@@ -131,16 +131,18 @@ def _decode_json(payload: bytes, regions: RegionMap | None) -> list[Decoded]:
         except (ValueError, RecursionError) as exc:
             if i == 0 and len(lines) > 1:
                 try:
-                    return _json_object(loads(payload), regions)
+                    return decode_object(loads(payload), regions)
                 except (ValueError, RecursionError):
                     pass
             out.append(InvalidEvent("malformed_json", f"{type(exc).__name__}: {exc}"[:200]))
             continue
-        out.extend(_json_object(obj, regions))
+        out.extend(decode_object(obj, regions))
     return out
 
 
-def _json_object(obj: Any, regions: RegionMap | None) -> list[Decoded]:
+def decode_object(obj: Any, regions: RegionMap | None) -> list[Decoded]:
+    """One parsed JSON value: an OTLP JSON request (raises :class:`InvalidEvent` when malformed) or
+    a flat event (its region filled from ``regions``; invalid ones come back as the error)."""
     if isinstance(obj, dict) and "resourceSpans" in obj:
         return decode_otlp_json(obj, regions)
     if regions is not None and isinstance(obj, dict):
@@ -351,5 +353,5 @@ def encode_flat(events: Iterable[Event]) -> bytes:
     return b"\n".join(dumps(e.to_flat()) for e in events)
 
 
-__all__ = ["decode", "sniff", "payload_kind", "fill_region", "decode_otlp_proto", "decode_otlp_json",
+__all__ = ["decode", "sniff", "payload_kind", "fill_region", "decode_object", "decode_otlp_proto", "decode_otlp_json",
            "encode_otlp_proto", "encode_otlp_json", "encode_flat", "span_attributes", "Decoded"]

@@ -74,12 +74,7 @@ def read_events(stream: IO[str] | IO[bytes], stats: ReplayStats,
             if obj.__class__ is dict and CLOUD_REGION in obj:  # the common case
                 yield from_flat(obj)
                 continue
-            if isinstance(obj, dict) and "resourceSpans" in obj:
-                items: list[Any] = codec.decode_otlp_json(obj, regions)
-            else:
-                if isinstance(obj, dict):
-                    codec.fill_region(obj, regions)
-                items = [from_flat(obj)]
+            items: list[Any] = codec.decode_object(obj, regions)
         except InvalidEvent as exc:
             items = [exc]
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import math
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from brownout.detectors.settings import (COUNT, OPT_RATIO, OPT_SECONDS, QUANTILE, RATIO, SECONDS, SEVERITY,
                                          AlertSettings, SettingError, Settings, Z, number, seconds_list, setting)
-from brownout.detectors.stats import BernoulliCusum, NormalShare, WindowSums, wilson_lower_bound
+from brownout.detectors.stats import (BernoulliCusum, NormalShare, WindowSums, count_at_least, count_at_most,
+                                      wilson_lower_bound)
 
 __all__ = ["Detector", "Verdict", "QuantileRule", "QuantileSettings", "TailSettings", "ShareBreaker", "steps"]
 
@@ -274,18 +274,12 @@ class QuantileRule(Detector):
         if fire_at is None:
             self.sums.push((n, 0, 0))
             return
-        if self.high:
-            k_fire = n - bisect_left(xs, fire_at)
-            k_clear = n - bisect_left(xs, clear_at)
-        else:
-            k_fire = bisect_right(xs, fire_at)
-            k_clear = bisect_right(xs, clear_at)
-        self.sums.push((n, k_fire, k_clear))
+        count = count_at_least if self.high else count_at_most
+        k_fire = count(xs, fire_at)
+        self.sums.push((n, k_fire, count(xs, clear_at)))  # type: ignore[arg-type]  # set whenever fire_at is
         if self.cusum is not None:
             self.cusum.update(k_fire, n)
-        pool = self.normal.pool
-        pool[0] += n
-        pool[1] += k_fire
+        self.normal.add(n, k_fire)
         if key.minute_end:
             self._learn_normal(key)
 

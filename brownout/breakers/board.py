@@ -385,6 +385,10 @@ class AsyncBreakerBoard:
             return None
         return rec.readings
 
+    def _normal_ttft_p95(self, key: Key) -> float | None:
+        r = self.readings(key)
+        return None if r is None else r.normal_ttft_p95()
+
     def first_token_timeout(self, key: Key, default: float = 30.0, *, factor: float = 4.0,
                             floor: float = 1.0) -> float:
         """Seconds to wait for ``key``'s first token before giving up on the call (and trying
@@ -398,8 +402,7 @@ class AsyncBreakerBoard:
         >>> AsyncBreakerBoard(MemoryTransport(), registry=None).first_token_timeout(Key("a", "b", "c"), 20.0)
         20.0
         """
-        r = self.readings(key)
-        base = None if r is None else r.normal_ttft_p95()
+        base = self._normal_ttft_p95(key)
         return max(floor, factor * base) if base else default
 
     def stall_threshold(self, key: Key, *, factor: float = 8.0, floor: float = 3.0) -> float | None:
@@ -407,10 +410,10 @@ class AsyncBreakerBoard:
         a stall: ``factor`` x its normal TTFT p95 (see :meth:`first_token_timeout`), at least
         ``floor``: far past what queueing adds, since siblings that take a shed key's load must not
         look stalled (in ``bench/routing.py`` factors of 5 and below opened them too and cost 4 to
-        10 points of goodput; 6 to 8 did not); None when unknown (the hooks then use their own estimate). Hand it to the
-        hooks of a router process: ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
-        r = self.readings(key)
-        base = None if r is None else r.normal_ttft_p95()
+        10 points of goodput; 6 to 8 did not); None when unknown (the hooks then use their own
+        estimate). Hand it to the hooks of a router process:
+        ``brownout.hooks.configure(..., stall_threshold=board.stall_threshold)``."""
+        base = self._normal_ttft_p95(key)
         return max(floor, factor * base) if base else None
 
     def hedge_delay(self, key: Key, default: float | None = None, *, floor: float = 0.05) -> float | None:
@@ -418,8 +421,7 @@ class AsyncBreakerBoard:
         on the next candidate: its TTFT p95 in normal times (about 5 % of calls hedge while it
         is healthy; see :meth:`first_token_timeout`), at least ``floor``; ``default`` (None: do
         not hedge) when nothing is known."""
-        r = self.readings(key)
-        base = None if r is None else r.normal_ttft_p95()
+        base = self._normal_ttft_p95(key)
         return max(floor, base) if base else default
 
     def records(self) -> dict[Key, ControlRecord]:
